@@ -34,6 +34,7 @@ struct ClipVisionConfig {
     int numChannels = 3;
     float layerNormEps = 1e-5f;
     std::string hiddenAct = "quick_gelu";
+    int headDim = 0;         // head_dim if stated, else hiddenSize / numHeads
 
     int patchesPerSide() const { return imageSize / patchSize; }
     int numPatches() const { return patchesPerSide() * patchesPerSide(); }
@@ -60,6 +61,10 @@ struct LlavaConfig {
 
 struct PreprocessConfig {
     int shortestEdge = 336;   // resize target of the shortest side
+    // Set (non-zero) when "size" is {"height","width"}: resize to exactly this, ignoring the
+    // aspect ratio, instead of scaling the shortest side to shortestEdge (= min of the two).
+    int resizeHeight = 0;
+    int resizeWidth = 0;
     int cropHeight = 336;
     int cropWidth = 336;
     bool doResize = true;

@@ -3,6 +3,7 @@
 // added_tokens.json / tokenizer_config.json), and weights in one .safetensors file or shards
 // listed by model.safetensors.index.json. Opening validates everything a load will need, so a
 // wrong folder is reported before any weights are touched.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,7 @@ private:
     LlavaConfig config_;
     PreprocessConfig preprocess_;
     std::vector<std::unique_ptr<SafetensorsFile>> files_;
+    std::map<std::string, const TensorView*> tensors_;  // every weight by its name in the files
 };
 
 }  // namespace pkv

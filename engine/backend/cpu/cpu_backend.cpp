@@ -1,0 +1,177 @@
+// The reference backend. Element-wise ops are plain loops over rows (threaded where a row is
+// independent); the linear layer and attention live in their own files.
+#include <cblas.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/cpu_kv_cache.h"
+#include "engine/common/error.h"
+#include "engine/io/safetensors.h"
+
+namespace pkv {
+namespace {
+
+std::vector<float> toFloat(const Weight& w) {
+    std::vector<float> out(size_t(w.rows * w.cols));
+    cpu::convertToFloat(w.data, w.dtype, w.rows * w.cols, out.data());
+    return out;
+}
+
+class CpuBackend final : public Backend {
+public:
+    std::string name() const override { return "cpu"; }
+
+    Tensor alloc(int64_t rows, int64_t cols) override {
+        return Tensor(std::shared_ptr<float>(new float[size_t(rows * cols)](), std::default_delete<float[]>()), rows, cols);
+    }
+    Tensor upload(const float* host, int64_t rows, int64_t cols) override {
+        Tensor t = alloc(rows, cols);
+        std::memcpy(t.data(), host, size_t(rows * cols) * 4);
+        return t;
+    }
+    void download(const Tensor& t, float* host) const override {
+        std::memcpy(host, t.data(), size_t(t.numel()) * 4);
+    }
+    Weight weight(const TensorView& view, int64_t rows, int64_t cols) override {
+        return Weight{view.data, view.dtype, rows, cols};  // zero-copy: the mapping outlives the model
+    }
+    std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth) override {
+        return std::make_unique<cpu::CpuKvCache>(numLayers, entryWidth);
+    }
+
+    void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) override {
+        const size_t elem = dtypeSize(table.dtype);
+        for (size_t i = 0; i < ids.size(); ++i) {
+            if (ids[i] < 0 || ids[i] >= table.rows)
+                throw Error("Token id " + std::to_string(ids[i]) + " is outside the embedding table of " +
+                            std::to_string(table.rows) + " rows.");
+            const char* src = static_cast<const char*>(table.data) + size_t(ids[i]) * size_t(table.cols) * elem;
+            cpu::convertToFloat(src, table.dtype, table.cols, y.row(int64_t(i)));
+        }
+    }
+
+    void linear(const Tensor& x, const Weight& w, const Weight* bias, Tensor& y) override {
+        cpu::linear(x.data(), x.rows(), w, bias, y.data());
+    }
+
+    void rmsNorm(const Tensor& x, const Weight& gamma, float eps, Tensor& y) override {
+        const std::vector<float> g = toFloat(gamma);
+        const int64_t n = x.cols();
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < x.rows(); ++r) {
+            const float* xr = x.row(r);
+            float* yr = y.row(r);
+            float ss = 0.f;
+            for (int64_t i = 0; i < n; ++i) ss += xr[i] * xr[i];
+            const float inv = 1.f / std::sqrt(ss / float(n) + eps);
+            for (int64_t i = 0; i < n; ++i) yr[i] = g[size_t(i)] * (xr[i] * inv);
+        }
+    }
+
+    void layerNorm(const Tensor& x, const Weight& gamma, const Weight& beta, float eps, Tensor& y) override {
+        const std::vector<float> g = toFloat(gamma), b = toFloat(beta);
+        const int64_t n = x.cols();
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < x.rows(); ++r) {
+            const float* xr = x.row(r);
+            float* yr = y.row(r);
+            float mean = 0.f;
+            for (int64_t i = 0; i < n; ++i) mean += xr[i];
+            mean /= float(n);
+            float var = 0.f;
+            for (int64_t i = 0; i < n; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+            const float inv = 1.f / std::sqrt(var / float(n) + eps);
+            for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mean) * inv * g[size_t(i)] + b[size_t(i)];
+        }
+    }
+
+    void rope(Tensor& x, int numHeads, int headDim, const std::vector<int64_t>& positions, float theta) override {
+        // Frequencies in float32 as transformers computes them, so angles agree to the last bit
+        // at moderate positions.
+        const int half = headDim / 2;
+        std::vector<float> invFreq(static_cast<size_t>(half));
+        for (int i = 0; i < half; ++i) invFreq[size_t(i)] = 1.f / std::pow(theta, float(2 * i) / float(headDim));
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < x.rows(); ++r) {
+            float* xr = x.row(r);
+            for (int i = 0; i < half; ++i) {
+                const float angle = float(positions[size_t(r)]) * invFreq[size_t(i)];
+                const float c = std::cos(angle), s = std::sin(angle);
+                for (int h = 0; h < numHeads; ++h) {
+                    float* head = xr + int64_t(h) * headDim;
+                    const float a = head[i], b = head[i + half];
+                    head[i] = a * c - b * s;
+                    head[i + half] = b * c + a * s;
+                }
+            }
+        }
+    }
+
+    void siluMul(const Tensor& gate, const Tensor& up, Tensor& y) override {
+        const float* g = gate.data();
+        const float* u = up.data();
+        float* o = y.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < gate.numel(); ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+    }
+
+    void gelu(Tensor& x) override {
+        float* p = x.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < x.numel(); ++i) p[i] = 0.5f * p[i] * (1.f + std::erf(p[i] * float(M_SQRT1_2)));
+    }
+
+    void quickGelu(Tensor& x) override {
+        float* p = x.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < x.numel(); ++i) p[i] = p[i] / (1.f + std::exp(-1.702f * p[i]));
+    }
+
+    void add(Tensor& x, const Tensor& y) override {
+        float* a = x.data();
+        const float* b = y.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < x.numel(); ++i) a[i] += b[i];
+    }
+
+    void addWeightRows(Tensor& x, const Weight& w, int64_t rowOffset) override {
+        std::vector<float> row(size_t(w.cols));
+        const size_t elem = dtypeSize(w.dtype);
+        for (int64_t r = 0; r < x.rows(); ++r) {
+            cpu::convertToFloat(static_cast<const char*>(w.data) + size_t(rowOffset + r) * size_t(w.cols) * elem,
+                                w.dtype, w.cols, row.data());
+            float* xr = x.row(r);
+            for (int64_t i = 0; i < x.cols(); ++i) xr[i] += row[size_t(i)];
+        }
+    }
+
+    void copyRows(const Tensor& x, int64_t first, int64_t count, Tensor& y) override {
+        std::memcpy(y.data(), x.row(first), size_t(count * x.cols()) * 4);
+    }
+    void writeRows(const Tensor& x, Tensor& y, int64_t rowOffset) override {
+        std::memcpy(y.row(rowOffset), x.data(), size_t(x.numel()) * 4);
+    }
+
+    void selfAttention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionShape& s,
+                       Tensor& out) override {
+        cpu::attention(q.data(), q.rows(), k.data(), v.data(), k.rows(), k.cols(), s, false, 0, out.data(), nullptr);
+    }
+
+    void cachedAttention(const Tensor& q, const KvCache& cache, int layer, const AttentionShape& s, Tensor& out,
+                         std::vector<float>* importance) override {
+        const auto& c = static_cast<const cpu::CpuKvCache&>(cache);
+        const int64_t nk = c.length(layer);
+        if (importance) importance->assign(size_t(nk), 0.f);
+        cpu::attention(q.data(), q.rows(), c.keys(layer), c.values(layer), nk, c.entryWidth(), s, true,
+                       nk - q.rows(), out.data(), importance ? importance->data() : nullptr);
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> createCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace pkv

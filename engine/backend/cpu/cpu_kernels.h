@@ -1,0 +1,26 @@
+#pragma once
+// Kernels of the cpu backend that are more than a loop: weight-dtype conversion, the linear
+// layer, attention. Each is written to be read; vector intrinsics appear only where the
+// conversion of f16/bf16 weights dominates the cost.
+#include <cstdint>
+#include <vector>
+
+#include "engine/backend/backend.h"
+
+namespace pkv::cpu {
+
+// dst[0..n) = float(src[0..n)) for weights stored as F32/F16/BF16.
+void convertToFloat(const void* src, DType dtype, int64_t n, float* dst);
+
+// y = x W^T (+ b). Small n (decode) streams each weight row once through a fused
+// convert-and-dot kernel; larger n (prefill) converts panels of W to f32 and calls sgemm.
+void linear(const float* x, int64_t n, const Weight& w, const Weight* bias, float* y);
+
+// Attention of nq queries over nk keys/values stored row-major with `kvStride` floats per entry
+// (all KV heads of one token). Query i may see keys [0, visible(i)), where
+// visible(i) = causal ? keyOffset + i + 1 : nk. importance (size nk) accumulates the
+// head-averaged probabilities summed over queries.
+void attention(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
+               const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance);
+
+}  // namespace pkv::cpu

@@ -1,0 +1,43 @@
+#include "engine/model/llava.h"
+
+#include "engine/common/error.h"
+
+namespace pkv {
+
+std::shared_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const LoadOptions& options) {
+    auto step = [&](double fraction, const std::string& what) {
+        if (options.cancel && options.cancel->load()) throw Cancelled();
+        if (options.progress) options.progress(fraction, what);
+    };
+    std::shared_ptr<LlavaModel> m(new LlavaModel());
+    step(0.0, "Reading the model folder");
+    m->folder_ = ModelFolder::open(dir);
+    step(0.1, "Loading the tokenizer");
+    m->tokenizer_ = Tokenizer::load(m->folder_->tokenizerModelPath(), dir);
+
+    if (options.device == DeviceChoice::Cuda)
+        throw Error("This build has no CUDA backend; use --device cpu.");
+    m->backend_ = createCpuBackend();
+    m->deviceReason_ = options.device == DeviceChoice::Cpu ? "cpu: chosen by the user" : "cpu: this build has no CUDA backend";
+
+    step(0.2, "Mapping the vision tower");
+    m->vision_ = std::make_unique<ClipVisionTower>(*m->folder_, *m->backend_);
+    step(0.4, "Mapping the projector");
+    m->projector_ = std::make_unique<Projector>(*m->folder_, *m->backend_);
+    step(0.5, "Mapping the language model");
+    m->decoder_ = std::make_unique<LlamaDecoder>(*m->folder_, *m->backend_);
+    step(1.0, "Loaded");
+    return m;
+}
+
+std::vector<float> LlavaModel::preprocess(const RgbImage& image, ImageMode mode) const {
+    return preprocessImage(image, folder_->preprocess(), mode);
+}
+
+Tensor LlavaModel::visionFeatures(const std::vector<float>& pixels) { return vision_->forward(pixels); }
+
+Tensor LlavaModel::encodeImage(const std::vector<float>& pixels) {
+    return projector_->forward(vision_->forward(pixels));
+}
+
+}  // namespace pkv

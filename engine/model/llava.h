@@ -1,0 +1,59 @@
+#pragma once
+// A loaded LLaVA model: the folder it came from, the backend it runs on, the tokenizer, and the
+// three networks. Loading is all-or-nothing; the object is immutable afterwards and may be shared
+// by several sessions (a full-cache and a compressed one, say) on one thread at a time.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/io/image.h"
+#include "engine/io/model_folder.h"
+#include "engine/model/clip.h"
+#include "engine/model/llama.h"
+#include "engine/model/projector.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace pkv {
+
+enum class DeviceChoice { Auto, Cpu, Cuda };
+
+struct LoadOptions {
+    DeviceChoice device = DeviceChoice::Auto;
+    std::function<void(double fraction, const std::string& what)> progress;  // 0..1
+    const std::atomic<bool>* cancel = nullptr;
+};
+
+class LlavaModel {
+public:
+    // Throws pkv::Error (bad folder, weights, tokenizer) or pkv::Cancelled.
+    static std::shared_ptr<LlavaModel> load(const std::string& dir, const LoadOptions& options = {});
+
+    const LlavaConfig& config() const { return folder_->config(); }
+    const ModelFolder& folder() const { return *folder_; }
+    const Tokenizer& tokenizer() const { return *tokenizer_; }
+    Backend& backend() { return *backend_; }
+    LlamaDecoder& decoder() { return *decoder_; }
+    // Why the backend is what it is ("cpu: no CUDA device found", ...).
+    const std::string& deviceReason() const { return deviceReason_; }
+
+    std::vector<float> preprocess(const RgbImage& image, ImageMode mode) const;
+    // Vision tower + projector: [imageTokens, textHidden].
+    Tensor encodeImage(const std::vector<float>& pixels);
+    // Vision tower only: [imageTokens, visionHidden] (exposed for tests and inspection).
+    Tensor visionFeatures(const std::vector<float>& pixels);
+
+private:
+    LlavaModel() = default;
+    std::unique_ptr<ModelFolder> folder_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+    std::unique_ptr<Backend> backend_;
+    std::string deviceReason_;
+    std::unique_ptr<ClipVisionTower> vision_;
+    std::unique_ptr<Projector> projector_;
+    std::unique_ptr<LlamaDecoder> decoder_;
+};
+
+}  // namespace pkv
