@@ -1,0 +1,45 @@
+#include "app/cli/cli_common.h"
+
+#include <cstdio>
+
+#include "app/cli/demo_model.h"
+#include "engine/common/error.h"
+
+namespace pkvcli {
+
+std::string modelPathOrDemo(const QString& given, bool* isDemo) {
+    *isDemo = given.isEmpty();
+    return given.isEmpty() ? extractDemoModel() : given.toStdString();
+}
+
+pkv::DeviceChoice parseDevice(const QString& text) {
+    if (text == "auto") return pkv::DeviceChoice::Auto;
+    if (text == "cpu") return pkv::DeviceChoice::Cpu;
+    if (text == "cuda") return pkv::DeviceChoice::Cuda;
+    throw pkv::Error("--device must be auto, cpu or cuda, not \"" + text.toStdString() + "\".");
+}
+
+int failWith(const QString& sentence) {
+    std::fprintf(stderr, "prefixkv: %s\n", qPrintable(sentence));
+    return UserError;
+}
+
+int intOption(const QCommandLineParser& p, const QString& name, int lo, int hi) {
+    bool ok = false;
+    const int v = p.value(name).toInt(&ok);
+    if (!ok || v < lo || v > hi)
+        throw pkv::Error("--" + name.toStdString() + " must be a whole number from " + std::to_string(lo) + " to " +
+                         std::to_string(hi) + ", not \"" + p.value(name).toStdString() + "\".");
+    return v;
+}
+
+double doubleOption(const QCommandLineParser& p, const QString& name, double lo, double hi) {
+    bool ok = false;
+    const double v = p.value(name).toDouble(&ok);
+    if (!ok || v < lo || v > hi)
+        throw pkv::Error("--" + name.toStdString() + " must be a number from " + QString::number(lo).toStdString() +
+                         " to " + QString::number(hi).toStdString() + ", not \"" + p.value(name).toStdString() + "\".");
+    return v;
+}
+
+}  // namespace pkvcli

@@ -1,0 +1,28 @@
+#pragma once
+// Pieces shared by the CLI subcommands: option parsing helpers, model loading with the demo
+// fallback, and reporting errors as one sentence on stderr.
+#include <QCommandLineParser>
+#include <QString>
+#include <QStringList>
+#include <memory>
+
+#include "engine/model/llava.h"
+
+namespace pkvcli {
+
+// Exit codes: 0 ok, 1 a user error (bad file, bad option), 2 usage, 130 cancelled by Ctrl+C.
+enum Exit { Ok = 0, UserError = 1, Usage = 2, Interrupted = 130 };
+
+// Resolves --model: the given folder, or the embedded demo model (extracted to a temp folder).
+// `isDemo` tells the caller to label the output.
+std::string modelPathOrDemo(const QString& given, bool* isDemo);
+pkv::DeviceChoice parseDevice(const QString& text);
+int failWith(const QString& sentence);
+// Parses an int/float option, throwing pkv::Error naming the option when it is not a number in range.
+int intOption(const QCommandLineParser& p, const QString& name, int lo, int hi);
+double doubleOption(const QCommandLineParser& p, const QString& name, double lo, double hi);
+
+int runGenerate(const QStringList& args);
+int runInfo(const QStringList& args);
+
+}  // namespace pkvcli

@@ -1,0 +1,149 @@
+// prefixkv generate: one answer, streamed to stdout, or one JSON object with --json.
+#include <QCommandLineParser>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "app/cli/cli_common.h"
+#include "engine/common/error.h"
+#include "engine/session.h"
+
+namespace pkvcli {
+namespace {
+
+std::atomic<bool> gLoadCancel{false};
+std::atomic<pkv::Session*> gSession{nullptr};
+
+// Ctrl+C stops at the next token; the answer so far is still printed.
+void onInterrupt(int) {
+    gLoadCancel.store(true);
+    if (pkv::Session* s = gSession.load()) s->requestCancel();
+}
+
+pkv::ChatTemplate parseTemplate(const QString& t) {
+    if (t == "llava_v1") return pkv::ChatTemplate::LlavaV1;
+    if (t == "llava_hf") return pkv::ChatTemplate::LlavaHf;
+    if (t == "raw") return pkv::ChatTemplate::Raw;
+    throw pkv::Error("--template must be llava_v1, llava_hf or raw, not \"" + t.toStdString() + "\".");
+}
+
+pkv::ImageMode parseImageMode(const QString& m) {
+    if (m == "pad") return pkv::ImageMode::Pad;
+    if (m == "crop") return pkv::ImageMode::Crop;
+    throw pkv::Error("--image-mode must be pad or crop, not \"" + m.toStdString() + "\".");
+}
+
+nlohmann::json statsJson(const pkv::SessionStats& s) {
+    return {{"prompt_tokens", s.promptTokens},
+            {"image_tokens", s.imageTokens},
+            {"generated_tokens", s.generatedTokens},
+            {"image_encode_ms", s.imageEncodeMs},
+            {"prefill_ms", s.prefillMs},
+            {"first_token_ms", s.firstTokenMs},
+            {"decode_ms", s.decodeMs},
+            {"decode_tokens_per_second", s.decodeTokensPerSecond()},
+            {"layer_lengths", s.layerLengths},
+            {"kv_bytes", s.kvBytes},
+            {"kv_bytes_per_entry", s.kvBytesPerEntry}};
+}
+
+}  // namespace
+
+int runGenerate(const QStringList& args) {
+    QCommandLineParser p;
+    p.setApplicationDescription("Answer an instruction about an image with a LLaVA model, streaming the answer.");
+    p.addHelpOption();
+    p.addOptions({
+        {"model", "llava-hf model folder (default: the embedded demo model).", "dir"},
+        {"image", "Image file (JPEG, PNG, BMP, WebP, TIFF, ...).", "file"},
+        {"prompt", "The instruction.", "text"},
+        {"template", "Chat template: llava_v1 (the reference's), llava_hf, raw.", "name", "llava_v1"},
+        {"image-mode", "pad (LLaVA-1.5: pad to square) or crop (llava-hf processor).", "mode", "pad"},
+        {"image-after", "Put the image after the instruction (MM-Vet style) instead of before."},
+        {"max-new-tokens", "Most tokens to generate.", "n", "256"},
+        {"temperature", "0 for greedy decoding, else the sampling temperature.", "t", "0"},
+        {"top-p", "Nucleus sampling mass.", "p", "1"},
+        {"seed", "Sampling seed.", "n", "0"},
+        {"ignore-eos", "Keep generating past the end-of-sequence token."},
+        {"device", "auto, cpu or cuda.", "name", "auto"},
+        {"json", "Print one JSON object (text, token ids, per-layer cache lengths, timings) instead of streaming."},
+    });
+    if (!p.parse(args)) return failWith(p.errorText());
+    if (p.isSet("help")) {
+        std::fputs(qPrintable(p.helpText()), stdout);
+        return Ok;
+    }
+    const bool json = p.isSet("json");
+    try {
+        const QString instruction = p.value("prompt");
+        if (instruction.trimmed().isEmpty())
+            throw pkv::Error("The prompt is empty: give an instruction with --prompt \"...\".");
+        pkv::GenerateOptions gen;
+        gen.maxNewTokens = intOption(p, "max-new-tokens", 1, 1 << 20);
+        gen.temperature = float(doubleOption(p, "temperature", 0, 100));
+        gen.topP = float(doubleOption(p, "top-p", 0, 1));
+        gen.seed = uint64_t(intOption(p, "seed", 0, 2147483647));
+        gen.stopAtEos = !p.isSet("ignore-eos");
+        const pkv::ChatTemplate tmpl = parseTemplate(p.value("template"));
+        const pkv::ImageMode mode = parseImageMode(p.value("image-mode"));
+
+        std::signal(SIGINT, onInterrupt);
+        bool demo = false;
+        const std::string dir = modelPathOrDemo(p.value("model"), &demo);
+        pkv::RgbImage image;
+        const bool withImage = p.isSet("image");
+        if (withImage) image = pkv::decodeImageFile(p.value("image").toStdString());
+
+        pkv::LoadOptions load;
+        load.device = parseDevice(p.value("device"));
+        load.cancel = &gLoadCancel;
+        auto model = pkv::LlavaModel::load(dir, load);
+        if (demo && !json)
+            std::fprintf(stderr, "[demo model: tiny random weights, the answer is meaningless; use --model DIR]\n");
+
+        const std::string prompt = pkv::applyChatTemplate(
+            tmpl, instruction.toStdString(), withImage,
+            p.isSet("image-after") ? pkv::ImagePlacement::After : pkv::ImagePlacement::Before);
+        pkv::Session session(model);
+        gSession.store(&session);
+        session.prefill(prompt, withImage ? &image : nullptr, mode);
+        const pkv::StopReason reason = session.generate(gen, [&](int, const std::string& text) {
+            if (!json) {
+                std::fwrite(text.data(), 1, text.size(), stdout);
+                std::fflush(stdout);
+            }
+        });
+        gSession.store(nullptr);
+        const pkv::SessionStats st = session.stats();
+        if (json) {
+            nlohmann::json out = {{"model", demo ? "demo" : dir},
+                                  {"device", model->backend().name()},
+                                  {"device_reason", model->deviceReason()},
+                                  {"prompt", prompt},
+                                  {"prompt_ids", session.prompt().ids},
+                                  {"text", session.generatedText()},
+                                  {"token_ids", session.generated()},
+                                  {"stop_reason", pkv::stopReasonName(reason)},
+                                  {"stats", statsJson(st)}};
+            std::printf("%s\n", out.dump(1).c_str());
+        } else {
+            std::printf("\n");
+            std::fprintf(stderr,
+                         "[%s | image %.0f ms | prefill %lld tokens in %.0f ms | decode %.1f tok/s | "
+                         "KV cache %.1f MiB | stop: %s]\n",
+                         model->backend().name().c_str(), st.imageEncodeMs, (long long)st.promptTokens, st.prefillMs,
+                         st.decodeTokensPerSecond(), double(st.kvBytes) / (1 << 20), pkv::stopReasonName(reason));
+        }
+        return reason == pkv::StopReason::Cancelled ? Interrupted : Ok;
+    } catch (const pkv::Cancelled&) {
+        std::fprintf(stderr, "prefixkv: cancelled.\n");
+        return Interrupted;
+    } catch (const pkv::Error& e) {
+        return failWith(QString::fromStdString(e.what()));
+    } catch (const std::bad_alloc&) {
+        return failWith("Out of memory: the model and its cache do not fit in this machine's memory.");
+    }
+}
+
+}  // namespace pkvcli

@@ -1,0 +1,81 @@
+// prefixkv info: what a model folder holds and what running it will cost, without loading it.
+#include <QCommandLineParser>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "app/cli/cli_common.h"
+#include "engine/common/error.h"
+#include "engine/io/model_folder.h"
+
+namespace pkvcli {
+namespace {
+
+double gib(double bytes) { return bytes / double(1ull << 30); }
+
+}  // namespace
+
+int runInfo(const QStringList& args) {
+    QCommandLineParser p;
+    p.setApplicationDescription("Summarise a llava-hf model folder and estimate the memory a run needs.");
+    p.addHelpOption();
+    p.addOptions({{"model", "llava-hf model folder (default: the embedded demo model).", "dir"},
+                  {"json", "Print one JSON object."}});
+    if (!p.parse(args)) return failWith(p.errorText());
+    if (p.isSet("help")) {
+        std::fputs(qPrintable(p.helpText()), stdout);
+        return Ok;
+    }
+    try {
+        bool demo = false;
+        const std::string dir = modelPathOrDemo(p.value("model"), &demo);
+        auto folder = pkv::ModelFolder::open(dir);
+        const pkv::LlavaConfig& c = folder->config();
+        const pkv::LlamaConfig& t = c.text;
+        const pkv::ClipVisionConfig& v = c.vision;
+
+        // The cache keeps f32 keys and values for every KV head of every layer.
+        const double kvPerToken = double(t.numLayers) * 2 * t.numKvHeads * t.headDim * 4;
+        const int64_t typicalPrompt = c.imageTokens() + 64;
+        // Prefill activations: the widest live tensors are the MLP's gate and up projections and
+        // one layer's attention scratch; logits are computed for the last row only.
+        const double prefillScratch = double(typicalPrompt) * (3.0 * t.intermediateSize + 6.0 * t.hiddenSize) * 4;
+        const double weights = double(folder->weightBytes());
+        const double typical = weights + kvPerToken * (typicalPrompt + 512) + prefillScratch;
+
+        nlohmann::json j = {
+            {"model", demo ? "demo" : dir},
+            {"text", {{"layers", t.numLayers}, {"hidden", t.hiddenSize}, {"intermediate", t.intermediateSize},
+                      {"heads", t.numHeads}, {"kv_heads", t.numKvHeads}, {"head_dim", t.headDim},
+                      {"vocab", t.vocabSize}, {"context", t.maxPositions}, {"rope_theta", t.ropeTheta}}},
+            {"vision", {{"layers", v.numLayers}, {"layers_run", c.visionLayersToRun()}, {"hidden", v.hiddenSize},
+                        {"heads", v.numHeads}, {"image_size", v.imageSize}, {"patch_size", v.patchSize}}},
+            {"image_tokens", c.imageTokens()},
+            {"weight_bytes", int64_t(weights)},
+            {"kv_bytes_per_token", int64_t(kvPerToken)},
+            {"estimated_bytes_typical_run", int64_t(typical)},
+            {"estimated_bytes_full_context", int64_t(weights + kvPerToken * t.maxPositions + prefillScratch)},
+        };
+        if (p.isSet("json")) {
+            std::printf("%s\n", j.dump(1).c_str());
+            return Ok;
+        }
+        std::printf("Model        %s%s\n", demo ? "embedded demo model" : dir.c_str(),
+                    demo ? " (tiny random weights)" : "");
+        std::printf("Language     LLaMA, %d layers, hidden %d, %d heads (%d KV heads%s), vocab %d, context %d\n",
+                    t.numLayers, t.hiddenSize, t.numHeads, t.numKvHeads, t.numKvHeads < t.numHeads ? ", GQA" : "",
+                    t.vocabSize, t.maxPositions);
+        std::printf("Vision       CLIP ViT, %d of %d layers used, hidden %d, %dx%d px, patch %d -> %d image tokens\n",
+                    c.visionLayersToRun(), v.numLayers, v.hiddenSize, v.imageSize, v.imageSize, v.patchSize,
+                    c.imageTokens());
+        std::printf("Weights      %.2f GiB on disk, memory-mapped\n", gib(weights));
+        std::printf("KV cache     %.3f MiB per token (f32), %.2f GiB at the full context\n", kvPerToken / (1 << 20),
+                    gib(kvPerToken * t.maxPositions));
+        std::printf("Estimate     %.2f GiB for a %lld-token prompt and 512 new tokens\n", gib(typical),
+                    (long long)typicalPrompt);
+        return Ok;
+    } catch (const pkv::Error& e) {
+        return failWith(QString::fromStdString(e.what()));
+    }
+}
+
+}  // namespace pkvcli

@@ -1,0 +1,201 @@
+// The engine against Hugging Face transformers on tiny random-weight LLaVA models
+// (tests/fixtures/make_fixtures.py). Goldens were computed in float32 with eager attention from
+// the stored weights widened exactly to float32 — which is what the engine does with f16/bf16
+// weights too — so every model, whatever its storage dtype, is held to the same tolerance:
+// max |Δ| ≤ 1e-4 on logits (float32 summation-order noise over a 64-wide model is ~1e-6; 1e-4
+// still catches any real mistake, which shows up at 1e-2 or more). Greedy ids must be identical
+// (the fixture guarantees a top-1 margin > 2e-2 at every step).
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QtTest>
+
+#include <cmath>
+
+#include "common/paths.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/llava.h"
+#include "engine/session.h"
+
+using namespace pkv;
+
+namespace {
+
+QJsonObject readJson(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) qFatal("cannot read %s", qPrintable(path));
+    return QJsonDocument::fromJson(f.readAll()).object();
+}
+
+std::vector<int> ids(const QJsonArray& a) {
+    std::vector<int> v;
+    for (const auto& x : a) v.push_back(x.toInt());
+    return v;
+}
+
+// Golden tensor as floats, with its shape.
+struct Golden {
+    std::vector<float> values;
+    std::vector<int64_t> shape;
+};
+Golden golden(const SafetensorsFile& f, const std::string& name) {
+    const TensorView* t = f.find(name);
+    if (!t) qFatal("golden tensor %s missing", name.c_str());
+    Golden g;
+    g.shape = t->shape;
+    g.values.resize(size_t(t->numel()));
+    std::memcpy(g.values.data(), t->data, t->nbytes);
+    return g;
+}
+
+float maxAbsDiff(const float* a, const float* b, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));
+    return m;
+}
+
+std::vector<float> download(Backend& be, const Tensor& t) {
+    std::vector<float> v(size_t(t.numel()));
+    be.download(t, v.data());
+    return v;
+}
+
+QString modelDir(const QString& name) { return pkvtest::fixturesDir() + "/models/" + name; }
+QString goldenPath(const QString& name, const char* ext) { return pkvtest::fixturesDir() + "/golden/" + name + ext; }
+
+}  // namespace
+
+class TestModelGolden : public QObject {
+    Q_OBJECT
+private slots:
+    void models_data() {
+        QTest::addColumn<QString>("name");
+        for (const char* n : {"tiny-mha-f32", "tiny-gqa-f32", "tiny-gqa-f16", "tiny-mha-bf16"}) QTest::newRow(n) << n;
+    }
+
+    // Vision tower, projector, every prompt logit, importance, and a 32-token greedy decode.
+    void models() {
+        QFETCH(QString, name);
+        auto model = LlavaModel::load(pkvtest::str(modelDir(name)), {DeviceChoice::Cpu});
+        auto gold = SafetensorsFile::open(pkvtest::str(goldenPath(name, ".safetensors")));
+        const QJsonObject meta = readJson(goldenPath(name, ".json"));
+        Backend& be = model->backend();
+
+        const Golden pixels = golden(*gold, "pixels");
+        const Golden features = golden(*gold, "vision_features");
+        const std::vector<float> ourFeatures = download(be, model->visionFeatures(pixels.values));
+        QCOMPARE(ourFeatures.size(), features.values.size());
+        QVERIFY2(maxAbsDiff(ourFeatures.data(), features.values.data(), ourFeatures.size()) <= 1e-4f, "vision features");
+
+        const Golden embeds = golden(*gold, "image_embeds");
+        const std::vector<float> ourEmbeds = download(be, model->encodeImage(pixels.values));
+        QCOMPARE(ourEmbeds.size(), embeds.values.size());
+        QVERIFY2(maxAbsDiff(ourEmbeds.data(), embeds.values.data(), ourEmbeds.size()) <= 1e-4f, "image embeddings");
+
+        const std::string prompt = meta["prompt"].toString().toStdString();
+        const PromptTokens tokens = tokenizePrompt(model->tokenizer(), prompt, model->config().imageTokenIndex);
+        QCOMPARE(tokens.ids, ids(meta["prompt_ids"].toArray()));
+
+        Session s(model);
+        s.keepAllPromptLogits(true);
+        s.prefillPixels(prompt, &pixels.values);
+        const Golden logits = golden(*gold, "logits");
+        QCOMPARE(s.stats().promptTokens, logits.shape[0]);
+        QCOMPARE(s.promptLogits().size(), logits.values.size());
+        const float dLogits = maxAbsDiff(s.promptLogits().data(), logits.values.data(), logits.values.size());
+        QVERIFY2(dLogits <= 1e-4f, qPrintable(QString("prompt logits max|d| = %1").arg(dLogits)));
+
+        // Importance: column sums over ~100 query rows of values in [0,1]; compared relative to
+        // their size since entries near BOS approach N.
+        const Golden importance = golden(*gold, "importance");
+        const int64_t n = importance.shape[1];
+        QCOMPARE(int64_t(s.importance().size()), importance.shape[0]);
+        for (size_t l = 0; l < s.importance().size(); ++l) {
+            QCOMPARE(int64_t(s.importance()[l].size()), n);
+            for (int64_t j = 0; j < n; ++j) {
+                const float g = importance.values[size_t(l * n + j)];
+                QVERIFY2(std::abs(s.importance()[l][size_t(j)] - g) <= 1e-4f * (1.f + std::abs(g)),
+                         qPrintable(QString("importance layer %1 token %2").arg(l).arg(j)));
+            }
+        }
+
+        // Greedy decode: row k of decode_logits predicts greedy_ids[k].
+        const Golden decode = golden(*gold, "decode_logits");
+        const std::vector<int> expected = ids(meta["greedy_ids"].toArray());
+        const int64_t vocab = decode.shape[1];
+        for (size_t k = 0; k < expected.size(); ++k) {
+            const float d = maxAbsDiff(s.logits().data(), decode.values.data() + k * size_t(vocab), size_t(vocab));
+            QVERIFY2(d <= 1e-4f, qPrintable(QString("decode step %1 logits max|d| = %2").arg(k).arg(d)));
+            const int token = int(std::max_element(s.logits().begin(), s.logits().end()) - s.logits().begin());
+            QCOMPARE(token, expected[k]);
+            if (k + 1 < expected.size()) s.feed(token);
+        }
+    }
+
+    // The same continuation through the public generate() loop, from the image file on disk.
+    void generateFromImageFile() {
+        const QString name = "tiny-gqa-f16";
+        auto model = LlavaModel::load(pkvtest::str(modelDir(name)), {DeviceChoice::Cpu});
+        const QJsonObject meta = readJson(goldenPath(name, ".json"));
+        const RgbImage image = decodeImageFile(pkvtest::str(pkvtest::sourceDir() + "/" + meta["image"].toString()));
+        auto gold = SafetensorsFile::open(pkvtest::str(goldenPath(name, ".safetensors")));
+        const Golden pixels = golden(*gold, "pixels");
+        const std::vector<float> ours = model->preprocess(image, ImageMode::Pad);
+        QCOMPARE(ours.size(), pixels.values.size());
+        // 1/255 of the 0..1 range, divided by the smallest CLIP std, in normalised units.
+        QVERIFY(maxAbsDiff(ours.data(), pixels.values.data(), ours.size()) <= (1.f / 255.f) / 0.2613f + 1e-5f);
+
+        Session s(model);
+        s.prefill(meta["prompt"].toString().toStdString(), &image, ImageMode::Pad);
+        std::vector<int> streamed;
+        std::string text;
+        GenerateOptions opt;
+        opt.maxNewTokens = 32;
+        opt.stopAtEos = false;
+        QCOMPARE(s.generate(opt, [&](int id, const std::string& piece) { streamed.push_back(id); text += piece; }),
+                 StopReason::MaxTokens);
+        QCOMPARE(streamed, ids(meta["greedy_ids"].toArray()));
+        QCOMPARE(text, s.generatedText());
+        QCOMPARE(s.stats().decodeSteps, int64_t(31));
+        QCOMPARE(s.stats().layerLengths, std::vector<int64_t>(3, s.stats().promptTokens + 31));
+    }
+
+    // MM-Vet layout: the image marker after the question.
+    void imageAfterQuestion() {
+        const QString name = "tiny-gqa-f32-mmvet";
+        const QJsonObject meta = readJson(goldenPath(name, ".json"));
+        auto model = LlavaModel::load(pkvtest::str(modelDir("tiny-gqa-f32")), {DeviceChoice::Cpu});
+        auto gold = SafetensorsFile::open(pkvtest::str(goldenPath(name, ".safetensors")));
+        const Golden pixels = golden(*gold, "pixels");
+        const std::string prompt = meta["prompt"].toString().toStdString();
+        QCOMPARE(tokenizePrompt(model->tokenizer(), prompt, 512).ids, ids(meta["prompt_ids"].toArray()));
+        Session s(model);
+        s.keepAllPromptLogits(true);
+        s.prefillPixels(prompt, &pixels.values);
+        const Golden logits = golden(*gold, "logits");
+        QCOMPARE(s.promptLogits().size(), logits.values.size());
+        QVERIFY(maxAbsDiff(s.promptLogits().data(), logits.values.data(), logits.values.size()) <= 1e-4f);
+    }
+
+    // Fork copies the cache: both branches continue identically and independently.
+    void forkIsIndependent() {
+        auto model = LlavaModel::load(pkvtest::str(modelDir("tiny-gqa-f32")), {DeviceChoice::Cpu});
+        const QJsonObject meta = readJson(goldenPath("tiny-gqa-f32", ".json"));
+        const RgbImage image = decodeImageFile(pkvtest::str(pkvtest::sourceDir() + "/" + meta["image"].toString()));
+        Session a(model);
+        a.prefill(meta["prompt"].toString().toStdString(), &image);
+        auto b = a.fork();
+        GenerateOptions opt;
+        opt.maxNewTokens = 10;
+        opt.stopAtEos = false;
+        a.generate(opt, {});
+        QCOMPARE(b->generated().size(), size_t(0));
+        QCOMPARE(b->cache()->length(0), a.stats().promptTokens);
+        b->generate(opt, {});
+        QCOMPARE(b->generated(), a.generated());
+    }
+};
+
+QTEST_APPLESS_MAIN(TestModelGolden)
+#include "test_model_golden.moc"

@@ -1,0 +1,182 @@
+// SafetensorsFile: a valid file maps back exactly; every malformed file is refused with a
+// sentence naming the file and what is wrong with it.
+#include <QDir>
+#include <QFile>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <cstring>
+
+#include "common/paths.h"
+#include "engine/common/error.h"
+#include "engine/io/safetensors.h"
+
+using pkvtest::str;
+
+namespace {
+
+// A safetensors file's bytes: little-endian header length, header text, data.
+QByteArray blob(const QByteArray& header, const QByteArray& data = {}) {
+    QByteArray out(8, '\0');
+    quint64 n = quint64(header.size());
+    for (int i = 0; i < 8; ++i) out[i] = char((n >> (8 * i)) & 0xff);
+    return out + header + data;
+}
+
+QByteArray bytesOf(const void* p, size_t n) { return QByteArray(static_cast<const char*>(p), qsizetype(n)); }
+
+}  // namespace
+
+class TestSafetensors : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir tmp_;
+
+    QString write(const QString& name, const QByteArray& bytes) {
+        QString path = tmp_.filePath(name);
+        QFile f(path);
+        if (!f.open(QIODevice::WriteOnly)) qFatal("cannot write test file");
+        f.write(bytes);
+        return path;
+    }
+
+private slots:
+    void validFileRoundTrips() {
+        const float w[6] = {1, 2, 3, 4, 5, 6};
+        const uint16_t b[4] = {0x3f80, 0x4000, 0x4040, 0x4080};
+        const int64_t ids[1] = {42};
+        const QByteArray data = bytesOf(w, 24) + bytesOf(b, 8) + bytesOf(ids, 8) + QByteArray(1, '\x7f');
+        const QByteArray header = R"({"__metadata__":{"format":"pt"},
+            "w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},
+            "b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]},
+            "ids":{"dtype":"I64","shape":[1],"data_offsets":[32,40]},
+            "empty":{"dtype":"F16","shape":[0,5],"data_offsets":[40,40]},
+            "scalar8":{"dtype":"F8_E4M3","shape":[],"data_offsets":[40,41]}})";
+        QString path = write("ok.safetensors", blob(header, data));
+
+        auto f = pkv::SafetensorsFile::open(str(path));
+        QCOMPARE(f->path(), str(path));
+        QCOMPARE(f->fileBytes(), size_t(8 + header.size() + data.size()));
+        QCOMPARE(f->tensors().size(), size_t(5));
+        QVERIFY(f->find("__metadata__") == nullptr);
+        QVERIFY(f->find("missing") == nullptr);
+
+        const pkv::TensorView* tw = f->find("w");
+        QVERIFY(tw);
+        QCOMPARE(tw->name, std::string("w"));
+        QCOMPARE(tw->file, str(path));
+        QCOMPARE(tw->dtypeText, std::string("F32"));
+        QVERIFY(tw->dtypeSupported);
+        QVERIFY(tw->dtype == pkv::DType::F32);
+        QCOMPARE(tw->shape, (std::vector<int64_t>{2, 3}));
+        QCOMPARE(tw->numel(), int64_t(6));
+        QCOMPARE(tw->nbytes, size_t(24));
+        QVERIFY(std::memcmp(tw->data, w, 24) == 0);
+
+        const pkv::TensorView* tb = f->find("b");
+        QVERIFY(tb->dtypeSupported);
+        QVERIFY(tb->dtype == pkv::DType::BF16);
+        QVERIFY(std::memcmp(tb->data, b, 8) == 0);
+
+        const pkv::TensorView* ti = f->find("ids");
+        QCOMPARE(ti->dtypeText, std::string("I64"));
+        QVERIFY(!ti->dtypeSupported);
+        QVERIFY(std::memcmp(ti->data, ids, 8) == 0);
+
+        const pkv::TensorView* te = f->find("empty");
+        QCOMPARE(te->numel(), int64_t(0));
+        QCOMPARE(te->nbytes, size_t(0));
+
+        const pkv::TensorView* ts = f->find("scalar8");
+        QCOMPARE(ts->dtypeText, std::string("F8_E4M3"));
+        QVERIFY(!ts->dtypeSupported);
+        QCOMPARE(ts->numel(), int64_t(1));
+        QCOMPARE(uint8_t(ts->data[0]), uint8_t(0x7f));
+    }
+
+    void headerOnlyFileHasNoTensors() {
+        auto f = pkv::SafetensorsFile::open(str(write("none.safetensors", blob("{}"))));
+        QVERIFY(f->tensors().empty());
+    }
+
+    void malformedFileIsRefused_data() {
+        QTest::addColumn<QByteArray>("bytes");
+        QTest::addColumn<QStringList>("expected");
+        const QByteArray d24(24, '\0');
+        auto one = [](const char* entry) { return QByteArray("{\"w\":") + entry + "}"; };
+
+        QTest::newRow("empty") << QByteArray() << QStringList{"is empty"};
+        QTest::newRow("shorter than 8 bytes") << QByteArray("abcd") << QStringList{"truncated", "8-byte"};
+        QByteArray longHeader = blob("{}");
+        longHeader[0] = char(200);
+        QTest::newRow("header length beyond file")
+            << longHeader << QStringList{"truncated", "header length (200 bytes)", "beyond the end of the file"};
+        QTest::newRow("header not JSON") << blob("{not json") << QStringList{"not valid JSON"};
+        QTest::newRow("header an array") << blob("[1,2]") << QStringList{"not a JSON object"};
+        QTest::newRow("entry not an object") << blob(one("3")) << QStringList{"\"w\"", "not a JSON object"};
+        QTest::newRow("missing dtype") << blob(one(R"({"shape":[6],"data_offsets":[0,24]})"), d24)
+                                       << QStringList{"no \"dtype\"", "\"w\""};
+        QTest::newRow("missing shape") << blob(one(R"({"dtype":"F32","data_offsets":[0,24]})"), d24)
+                                       << QStringList{"no \"shape\"", "\"w\""};
+        QTest::newRow("missing offsets") << blob(one(R"({"dtype":"F32","shape":[6]})"), d24)
+                                         << QStringList{"no \"data_offsets\"", "\"w\""};
+        QTest::newRow("unknown dtype") << blob(one(R"({"dtype":"F13","shape":[6],"data_offsets":[0,24]})"), d24)
+                                       << QStringList{"unknown dtype \"F13\"", "\"w\""};
+        QTest::newRow("negative dim") << blob(one(R"({"dtype":"F32","shape":[-2,3],"data_offsets":[0,24]})"), d24)
+                                      << QStringList{"negative dimension", "\"w\""};
+        QTest::newRow("dim not integer") << blob(one(R"({"dtype":"F32","shape":[6.5],"data_offsets":[0,24]})"), d24)
+                                         << QStringList{"not an integer", "\"w\""};
+        QTest::newRow("offsets not a pair") << blob(one(R"({"dtype":"F32","shape":[6],"data_offsets":[24]})"), d24)
+                                            << QStringList{"not a pair [begin, end]", "\"w\""};
+        QTest::newRow("offsets reversed") << blob(one(R"({"dtype":"F32","shape":[0],"data_offsets":[24,0]})"), d24)
+                                          << QStringList{"begin (24) lies after its end (0)", "\"w\""};
+        QTest::newRow("data truncated") << blob(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0,24]})"), d24.left(20))
+                                        << QStringList{"truncated", "ends at data byte 24", "holds only 20 bytes"};
+        QTest::newRow("size disagrees with shape")
+            << blob(one(R"({"dtype":"F16","shape":[6],"data_offsets":[0,24]})"), d24)
+            << QStringList{"24 bytes", "F16 need 12 bytes", "\"w\""};
+        QTest::newRow("overlapping ranges")
+            << blob(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},
+                        "b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})", d24)
+            << QStringList{"overlapping", "\"a\"", "\"b\""};
+    }
+
+    void malformedFileIsRefused() {
+        QFETCH(QByteArray, bytes);
+        QFETCH(QStringList, expected);
+        QString path = write(QString("bad-%1.safetensors").arg(QTest::currentDataTag()), bytes);
+        try {
+            pkv::SafetensorsFile::open(str(path));
+            QFAIL("a malformed file was accepted");
+        } catch (const pkv::Error& e) {
+            QString msg = QString::fromStdString(e.what());
+            QVERIFY2(msg.contains(path), qPrintable(msg));
+            for (const QString& part : expected) QVERIFY2(msg.contains(part), qPrintable(msg + " lacks: " + part));
+        }
+    }
+
+    void missingFileIsRefused() {
+        QString path = tmp_.filePath("absent.safetensors");
+        try {
+            pkv::SafetensorsFile::open(str(path));
+            QFAIL("a missing file was accepted");
+        } catch (const pkv::Error& e) {
+            QString msg = e.what();
+            QVERIFY2(msg.contains(path) && msg.contains("does not exist"), qPrintable(msg));
+        }
+    }
+
+    void folderIsRefused() {
+        QString path = tmp_.filePath("folder.safetensors");
+        QVERIFY(QDir().mkpath(path));
+        try {
+            pkv::SafetensorsFile::open(str(path));
+            QFAIL("a folder was accepted");
+        } catch (const pkv::Error& e) {
+            QString msg = e.what();
+            QVERIFY2(msg.contains(path) && msg.contains("not a regular file"), qPrintable(msg));
+        }
+    }
+};
+
+QTEST_APPLESS_MAIN(TestSafetensors)
+#include "test_safetensors.moc"
