@@ -19,9 +19,6 @@ bool blank(const std::string& s) {
     return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
 }
 
-// Decoding a prefix of a byte-fallback sequence ends in U+FFFD until the sequence completes.
-bool endsIncomplete(const std::string& s) { return s.size() >= 3 && s.compare(s.size() - 3, 3, "\xEF\xBF\xBD") == 0; }
-
 }  // namespace
 
 const char* stopReasonName(StopReason r) {
@@ -46,7 +43,7 @@ void Session::reset() {
     generated_.clear();
     pending_ = -1;
     tokensSeen_ = 0;
-    emittedBytes_ = 0;
+    stream_ = std::make_unique<StreamDetokenizer>(model_->tokenizer());
     decodeSteps_ = 0;
     stats_ = {};
 }
@@ -208,9 +205,9 @@ StopReason Session::generate(const GenerateOptions& options, const TokenCallback
     const int eos = model_->tokenizer().eosId();
     const int64_t maxPositions = model_->config().text.maxPositions;
     for (int i = 0; i < options.maxNewTokens; ++i) {
-        if (cancel_.load()) return StopReason::Cancelled;
+        if (cancel_.load()) return finish(StopReason::Cancelled, onToken);
         if (pending_ >= 0) {
-            if (tokensSeen_ >= maxPositions) return StopReason::ContextFull;
+            if (tokensSeen_ >= maxPositions) return finish(StopReason::ContextFull, onToken);
             feed(pending_);
             pending_ = -1;
         }
@@ -218,21 +215,18 @@ StopReason Session::generate(const GenerateOptions& options, const TokenCallback
         generated_.push_back(token);
         if (generated_.size() == 1)
             stats_.firstTokenMs = stats_.imageEncodeMs + stats_.prefillMs;
-        if (onToken) {
-            // Decoding the whole answer and emitting the new suffix keeps spaces and multi-byte
-            // characters exactly as a full decode renders them.
-            const std::string text = model_->tokenizer().decode(generated_);
-            std::string delta;
-            if (!endsIncomplete(text) && text.size() >= emittedBytes_) {
-                delta = text.substr(emittedBytes_);
-                emittedBytes_ = text.size();
-            }
-            onToken(token, delta);
-        }
-        if (options.stopAtEos && token == eos) return StopReason::Eos;
+        if (onToken) onToken(token, stream_->push(token));
+        if (options.stopAtEos && token == eos) return finish(StopReason::Eos, onToken);
         pending_ = token;
     }
-    return StopReason::MaxTokens;
+    return finish(StopReason::MaxTokens, onToken);
+}
+
+// Text held back for an unfinished multi-byte character goes out when the answer stops.
+StopReason Session::finish(StopReason reason, const TokenCallback& onToken) {
+    const std::string rest = stream_->flush();
+    if (onToken && !rest.empty()) onToken(-1, rest);
+    return reason;
 }
 
 std::string Session::generatedText() const { return model_->tokenizer().decode(generated_); }
@@ -251,7 +245,7 @@ std::unique_ptr<Session> Session::fork() const {
     s->tokensSeen_ = tokensSeen_;
     s->rng_ = rng_;
     s->stats_ = stats_;
-    s->emittedBytes_ = emittedBytes_;
+    if (stream_) s->stream_ = std::make_unique<StreamDetokenizer>(*stream_);
     s->decodeSteps_ = decodeSteps_;
     return s;
 }

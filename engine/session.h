@@ -19,6 +19,7 @@
 #include "engine/kv/policy.h"
 #include "engine/model/llava.h"
 #include "engine/tokenizer/prompt.h"
+#include "engine/tokenizer/stream_detokenizer.h"
 
 namespace pkv {
 
@@ -54,6 +55,8 @@ struct SessionStats {
     int64_t kvBytesPerEntry = 0;
 };
 
+// Called once per generated token with the text it completes (possibly ""), and once more with
+// id -1 when the answer stops while a multi-byte character is still held back.
 using TokenCallback = std::function<void(int id, const std::string& text)>;
 
 class Session {
@@ -99,6 +102,7 @@ public:
 
 private:
     int pickToken(const GenerateOptions& o);
+    StopReason finish(StopReason reason, const TokenCallback& onToken);
     void runPrompt(const PromptTokens& tokens, const Tensor* imageEmbeds);
     int64_t nextPosition() const;
     void reset();
@@ -117,7 +121,7 @@ private:
     std::mt19937_64 rng_;
     std::atomic<bool> cancel_{false};
     SessionStats stats_;
-    size_t emittedBytes_ = 0;     // bytes of the decoded answer already streamed
+    std::unique_ptr<StreamDetokenizer> stream_;  // text of the answer as tokens arrive
     int64_t decodeSteps_ = 0;
 };
 

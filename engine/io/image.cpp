@@ -147,7 +147,7 @@ RgbImage padToSquare(const RgbImage& src, const uint8_t fill[3]) {
     return out;
 }
 
-std::vector<float> preprocessImage(const RgbImage& input, const PreprocessConfig& cfg, ImageMode mode) {
+RgbImage preprocessPixels(const RgbImage& input, const PreprocessConfig& cfg, ImageMode mode) {
     if (cfg.doResize && cfg.resample != 3)
         throw Error("The preprocessor configuration asks for resampling filter " + std::to_string(cfg.resample) +
                     ", but only bicubic (3), which CLIP and LLaVA use, is supported.");
@@ -163,8 +163,12 @@ std::vector<float> preprocessImage(const RgbImage& input, const PreprocessConfig
         img = resizeBicubicPil(img, w, h);
     }
     if (cfg.doCenterCrop) img = centreCrop(img, cfg.cropWidth, cfg.cropHeight);
+    return img;
+}
 
-    // rescale in double then store float32, as transformers' rescale does; normalise in float32.
+std::vector<float> preprocessImage(const RgbImage& input, const PreprocessConfig& cfg, ImageMode mode) {
+    const RgbImage img = preprocessPixels(input, cfg, mode);
+    // Rescale in double and store float32, as transformers' rescale does; normalise in float32.
     const size_t plane = size_t(img.width) * img.height;
     std::vector<float> chw(plane * 3);
     for (int c = 0; c < 3; ++c) {

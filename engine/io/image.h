@@ -40,6 +40,10 @@ RgbImage resizeBicubicPil(const RgbImage& src, int newWidth, int newHeight);
 // LLaVA's expand2square: centred paste on a square canvas filled with `fill`.
 RgbImage padToSquare(const RgbImage& src, const uint8_t fill[3]);
 
+// Pad or crop mode up to the last 8-bit step: the RGB image the vision tower sees before rescale
+// and normalisation (also what a viewer can show as "what the model sees").
+RgbImage preprocessPixels(const RgbImage& img, const PreprocessConfig& cfg, ImageMode mode);
+
 // The full pipeline to a CHW float tensor [3, cropHeight, cropWidth], normalised with the
 // config's mean/std. Pad mode fills with int(255*mean) per channel.
 std::vector<float> preprocessImage(const RgbImage& img, const PreprocessConfig& cfg, ImageMode mode);

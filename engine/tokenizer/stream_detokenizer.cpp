@@ -10,7 +10,8 @@ std::string StreamDetokenizer::push(int id) {
         out = emitRun(run_.size());
         run_.clear();
         runShown_ = 0;
-        out += (anyPart_ ? " " : "") + tok_.tokenText(id);
+        if (anyPart_) out += ' ';
+        out += tok_.tokenText(id);
         anyPart_ = true;
         groupOpen_ = false;
         return out;
