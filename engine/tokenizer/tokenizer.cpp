@@ -35,7 +35,7 @@ Tokenizer::~Tokenizer() = default;
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& modelPath, const std::string& addedTokensDir) {
     if (!fs::is_regular_file(modelPath))
-        throw Error("The tokenizer file " + modelPath + " does not exist.");
+        throw Error("The tokenizer file " + modelPath + " does not exist or is not a file.");
     std::unique_ptr<Tokenizer> t(new Tokenizer());
     if (!t->sp_->Load(modelPath).ok())
         throw Error("The tokenizer file " + modelPath + " is not a SentencePiece model.");
