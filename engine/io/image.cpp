@@ -4,6 +4,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 // OpenCV 4.6's headers mix enum types in arithmetic, which C++20 deprecates; the warning is theirs.
 #pragma GCC diagnostic push
@@ -101,6 +102,8 @@ RgbImage decodeImageBytes(const std::vector<uint8_t>& bytes, const std::string& 
                           int64_t maxPixels) {
     const std::string& name = nameForErrors;
     if (bytes.empty()) throw Error("Image file '" + name + "' is empty (0 bytes).");
+    if (bytes.size() > size_t(std::numeric_limits<int>::max()))
+        throw Error("Image file '" + name + "' is larger than 2 GiB, more than any image this program reads.");
     if (const auto size = readImageHeaderSize(bytes.data(), bytes.size());
         size && size->width * size->height > maxPixels)
         tooLarge(name, size->width, size->height, maxPixels);

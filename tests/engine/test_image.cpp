@@ -135,6 +135,7 @@ private slots:
         // PIL's wheel bundles its own libjpeg-turbo, OpenCV uses the system's; both use the same
         // integer IDCT and agree exactly today, but a different libjpeg may round by one.
         QTest::newRow("chelsea.jpg") << "chelsea.jpg" << 1;
+        QTest::newRow("chelsea_exif6.jpg") << "chelsea_exif6.jpg" << 1;
     }
     void decodeMatchesPil() {
         QFETCH(QString, file);
