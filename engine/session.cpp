@@ -122,7 +122,7 @@ void Session::runPrompt(const PromptTokens& tokens, const Tensor* imageEmbeds) {
     std::vector<int64_t> positions(static_cast<size_t>(n));
     std::iota(positions.begin(), positions.end(), 0);
     auto cache = dec.newCache();
-    Tensor normed = dec.forward(std::move(x), positions, *cache, &importance_, &cancel_);
+    Tensor normed = dec.forward(std::move(x), positions, 0, *cache, &importance_, &cancel_);
 
     const int64_t vocab = dec.config().vocabSize;
     if (keepAllLogits_) {
@@ -164,7 +164,7 @@ void Session::feed(int token) {
     const auto t0 = Clock::now();
     LlamaDecoder& dec = model_->decoder();
     const std::vector<int64_t> position{nextPosition()};
-    Tensor normed = dec.forward(dec.embed({token}), position, *cache_, nullptr, nullptr);
+    Tensor normed = dec.forward(dec.embed({token}), position, tokensSeen_, *cache_, nullptr, nullptr);
     Tensor out = dec.logits(normed, 0, 1);
     logits_.resize(size_t(dec.config().vocabSize));
     model_->backend().download(out, logits_.data());

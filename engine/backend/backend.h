@@ -46,28 +46,43 @@ struct Weight {
 
 // Per-layer ragged key/value storage: each layer has its own length, because compression keeps
 // a different number of entries per layer. An entry is one token's keys (or values) for all KV
-// heads, already rotated by RoPE at the token's position.
+// heads, already rotated by RoPE at the token's position. Beside the data, every entry remembers
+// which token of the sequence it came from (its index: 0..N-1 for the prompt, N, N+1, ... for
+// generated tokens), so policies, heatmaps and tests can tell which tokens a layer still holds.
 class KvCache {
 public:
     virtual ~KvCache() = default;
     virtual int numLayers() const = 0;
     virtual int entryWidth() const = 0;  // numKvHeads * headDim
-    virtual int64_t length(int layer) const = 0;
+    int64_t length(int layer) const { return int64_t(tokens_.at(size_t(layer)).size()); }
+    // Sequence index of every entry of a layer, in cache order.
+    const std::vector<int64_t>& tokenIndices(int layer) const { return tokens_.at(size_t(layer)); }
     virtual int64_t capacity(int layer) const = 0;
-    // Appends k/v rows [n, entryWidth] at the end of the layer.
-    virtual void append(int layer, const Tensor& k, const Tensor& v) = 0;
-    // Keeps only the entries at `indices` (strictly increasing), in that order.
-    virtual void gather(int layer, const std::vector<int64_t>& indices) = 0;
-    // Removes the entry at `index`, shifting later entries down by one.
-    virtual void erase(int layer, int64_t index) = 0;
+
+    // Appends k/v rows [n, entryWidth] for tokens firstToken .. firstToken+n-1.
+    void append(int layer, const Tensor& k, const Tensor& v, int64_t firstToken);
+    // Keeps only the entries at `indices` (strictly increasing cache indices), in that order.
+    void gather(int layer, const std::vector<int64_t>& indices);
+    // Removes the entry at cache index `index`, shifting later entries down by one.
+    void erase(int layer, int64_t index);
     // Replaces the entry at `index` with given k/v rows (1 x entryWidth); used by merging policies.
     virtual void overwrite(int layer, int64_t index, const std::vector<float>& k, const std::vector<float>& v) = 0;
-    // Reads entry rows back to the host (for merging policies and tests).
+    // Reads one entry back to the host (for merging policies and tests).
     virtual void read(int layer, int64_t index, std::vector<float>& k, std::vector<float>& v) const = 0;
     virtual std::unique_ptr<KvCache> clone() const = 0;
-    // Bytes held by the entries (not capacity): sum of lengths x 2 x entryWidth x element size.
-    virtual int64_t bytesUsed() const = 0;
+    // Bytes held by the entries (not capacity): sum of lengths x bytesPerEntry().
+    int64_t bytesUsed() const;
     virtual int64_t bytesPerEntry() const = 0;
+
+protected:
+    explicit KvCache(int numLayers) : tokens_(size_t(numLayers)) {}
+    KvCache(const KvCache&) = default;
+    virtual void appendData(int layer, const Tensor& k, const Tensor& v) = 0;
+    virtual void gatherData(int layer, const std::vector<int64_t>& indices) = 0;
+    virtual void eraseData(int layer, int64_t index) = 0;
+
+private:
+    std::vector<std::vector<int64_t>> tokens_;
 };
 
 struct AttentionShape {

@@ -56,7 +56,7 @@ Tensor LlamaDecoder::embed(const std::vector<int>& ids) {
 // x = x + o(attention(rope(q), rope(k), v)) on rmsnorm(x); keys/values go to the cache first so
 // the new queries attend to the whole (possibly compressed) past plus themselves.
 void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const std::vector<int64_t>& positions,
-                                  KvCache& cache, std::vector<float>* importance) {
+                                  int64_t firstToken, KvCache& cache, std::vector<float>* importance) {
     const int64_t n = x.rows();
     const int64_t qDim = int64_t(cfg_.numHeads) * cfg_.headDim, kvDim = int64_t(cfg_.numKvHeads) * cfg_.headDim;
     Tensor h = be_.alloc(n, cfg_.hiddenSize);
@@ -68,7 +68,7 @@ void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const st
     be_.linear(h, L.v, &L.vBias, v);
     be_.rope(q, cfg_.numHeads, cfg_.headDim, positions, cfg_.ropeTheta);
     be_.rope(k, cfg_.numKvHeads, cfg_.headDim, positions, cfg_.ropeTheta);
-    cache.append(layer, k, v);
+    cache.append(layer, k, v, firstToken);
 
     const AttentionShape shape{cfg_.numHeads, cfg_.numKvHeads, cfg_.headDim, 1.f / std::sqrt(float(cfg_.headDim))};
     Tensor attn = be_.alloc(n, qDim);
@@ -90,12 +90,12 @@ void LlamaDecoder::mlpBlock(const Layer& L, Tensor& x) {
     be_.add(x, h);
 }
 
-Tensor LlamaDecoder::forward(Tensor x, const std::vector<int64_t>& positions, KvCache& cache,
+Tensor LlamaDecoder::forward(Tensor x, const std::vector<int64_t>& positions, int64_t firstToken, KvCache& cache,
                              std::vector<std::vector<float>>* importance, const std::atomic<bool>* cancel) {
     if (importance) importance->assign(size_t(cfg_.numLayers), {});
     for (int l = 0; l < cfg_.numLayers; ++l) {
         if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
-        attentionBlock(layers_[size_t(l)], l, x, positions, cache, importance ? &(*importance)[size_t(l)] : nullptr);
+        attentionBlock(layers_[size_t(l)], l, x, positions, firstToken, cache, importance ? &(*importance)[size_t(l)] : nullptr);
         mlpBlock(layers_[size_t(l)], x);
     }
     Tensor normed = be_.alloc(x.rows(), cfg_.hiddenSize);

@@ -22,7 +22,8 @@ public:
     // every cache entry (spec 2.1) from these n queries. Checks `cancel` between layers; a
     // cancelled forward leaves the cache partly appended, so callers discard it. Returns the
     // final-normed hidden states [n, hidden].
-    Tensor forward(Tensor x, const std::vector<int64_t>& positions, KvCache& cache,
+    // firstToken is the sequence index of row 0 (recorded in the cache; RoPE uses `positions`).
+    Tensor forward(Tensor x, const std::vector<int64_t>& positions, int64_t firstToken, KvCache& cache,
                    std::vector<std::vector<float>>* importance, const std::atomic<bool>* cancel);
     // lm_head on rows [first, first+count) of normed hidden states: [count, vocab].
     Tensor logits(const Tensor& normed, int64_t first, int64_t count);
@@ -32,7 +33,7 @@ private:
         Weight attnNorm, q, k, v, o, qBias, kBias, vBias, oBias, mlpNorm, gate, up, down;
     };
     void attentionBlock(const Layer& L, int layer, Tensor& x, const std::vector<int64_t>& positions,
-                        KvCache& cache, std::vector<float>* importance);
+                        int64_t firstToken, KvCache& cache, std::vector<float>* importance);
     void mlpBlock(const Layer& L, Tensor& x);
 
     Backend& be_;

@@ -160,7 +160,7 @@ private slots:
         std::atomic<bool> cancel{true};
         bool cancelled = false;
         try {
-            dec.forward(dec.embed({1, 5, 7}), {0, 1, 2}, *cache, nullptr, &cancel);
+            dec.forward(dec.embed({1, 5, 7}), {0, 1, 2}, 0, *cache, nullptr, &cancel);
         } catch (const Cancelled&) {
             cancelled = true;
         }

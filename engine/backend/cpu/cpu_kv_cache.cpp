@@ -7,7 +7,8 @@
 
 namespace pkv::cpu {
 
-CpuKvCache::CpuKvCache(int numLayers, int entryWidth) : layers_(size_t(numLayers)), width_(entryWidth) {}
+CpuKvCache::CpuKvCache(int numLayers, int entryWidth)
+    : KvCache(numLayers), layers_(size_t(numLayers)), width_(entryWidth) {}
 
 CpuKvCache::Layer& CpuKvCache::at(int layer) {
     if (layer < 0 || layer >= numLayers()) throw std::out_of_range("KV cache layer " + std::to_string(layer));
@@ -16,7 +17,7 @@ CpuKvCache::Layer& CpuKvCache::at(int layer) {
 
 int64_t CpuKvCache::capacity(int layer) const { return int64_t(layers_[size_t(layer)].k.capacity()) / width_; }
 
-void CpuKvCache::append(int layer, const Tensor& k, const Tensor& v) {
+void CpuKvCache::appendData(int layer, const Tensor& k, const Tensor& v) {
     Layer& L = at(layer);
     const size_t add = size_t(k.rows()) * size_t(width_);
     L.k.insert(L.k.end(), k.data(), k.data() + add);
@@ -24,14 +25,12 @@ void CpuKvCache::append(int layer, const Tensor& k, const Tensor& v) {
     L.length += k.rows();
 }
 
-void CpuKvCache::gather(int layer, const std::vector<int64_t>& indices) {
+void CpuKvCache::gatherData(int layer, const std::vector<int64_t>& indices) {
     Layer& L = at(layer);
     // Indices are increasing, so moving entries forward in place never overwrites a source
     // that is still needed.
-    int64_t dst = 0, prev = -1;
+    int64_t dst = 0;
     for (int64_t src : indices) {
-        if (src <= prev || src >= L.length) throw std::out_of_range("KV gather indices must increase and lie in the cache");
-        prev = src;
         if (src != dst) {
             std::memcpy(L.k.data() + dst * width_, L.k.data() + src * width_, size_t(width_) * 4);
             std::memcpy(L.v.data() + dst * width_, L.v.data() + src * width_, size_t(width_) * 4);
@@ -43,9 +42,8 @@ void CpuKvCache::gather(int layer, const std::vector<int64_t>& indices) {
     L.v.resize(size_t(dst) * size_t(width_));
 }
 
-void CpuKvCache::erase(int layer, int64_t index) {
+void CpuKvCache::eraseData(int layer, int64_t index) {
     Layer& L = at(layer);
-    if (index < 0 || index >= L.length) throw std::out_of_range("KV erase index outside the cache");
     L.k.erase(L.k.begin() + index * width_, L.k.begin() + (index + 1) * width_);
     L.v.erase(L.v.begin() + index * width_, L.v.begin() + (index + 1) * width_);
     --L.length;
@@ -66,10 +64,5 @@ void CpuKvCache::read(int layer, int64_t index, std::vector<float>& k, std::vect
 
 std::unique_ptr<KvCache> CpuKvCache::clone() const { return std::make_unique<CpuKvCache>(*this); }
 
-int64_t CpuKvCache::bytesUsed() const {
-    int64_t n = 0;
-    for (const Layer& L : layers_) n += L.length;
-    return n * bytesPerEntry();
-}
 
 }  // namespace pkv::cpu

@@ -11,19 +11,19 @@ public:
     CpuKvCache(int numLayers, int entryWidth);
     int numLayers() const override { return int(layers_.size()); }
     int entryWidth() const override { return width_; }
-    int64_t length(int layer) const override { return layers_[size_t(layer)].length; }
     int64_t capacity(int layer) const override;
-    void append(int layer, const Tensor& k, const Tensor& v) override;
-    void gather(int layer, const std::vector<int64_t>& indices) override;
-    void erase(int layer, int64_t index) override;
     void overwrite(int layer, int64_t index, const std::vector<float>& k, const std::vector<float>& v) override;
     void read(int layer, int64_t index, std::vector<float>& k, std::vector<float>& v) const override;
     std::unique_ptr<KvCache> clone() const override;
-    int64_t bytesUsed() const override;
     int64_t bytesPerEntry() const override { return int64_t(width_) * 2 * 4; }
 
     const float* keys(int layer) const { return layers_[size_t(layer)].k.data(); }
     const float* values(int layer) const { return layers_[size_t(layer)].v.data(); }
+
+protected:
+    void appendData(int layer, const Tensor& k, const Tensor& v) override;
+    void gatherData(int layer, const std::vector<int64_t>& indices) override;
+    void eraseData(int layer, int64_t index) override;
 
 private:
     struct Layer {
