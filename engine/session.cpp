@@ -38,6 +38,8 @@ void Session::reset() {
     cache_.reset();
     promptTokens_ = {};
     importance_.clear();
+    window_.clear();
+    windowRows_ = 0;
     logits_.clear();
     promptLogits_.clear();
     generated_.clear();
@@ -122,7 +124,14 @@ void Session::runPrompt(const PromptTokens& tokens, const Tensor* imageEmbeds) {
     std::vector<int64_t> positions(static_cast<size_t>(n));
     std::iota(positions.begin(), positions.end(), 0);
     auto cache = dec.newCache();
-    Tensor normed = dec.forward(std::move(x), positions, 0, *cache, &importance_, &cancel_);
+    LlamaDecoder::AttentionRecord record;
+    record.importance = true;
+    const int64_t afterImage = imageBegin >= 0 ? n - (imageBegin + imageRows) : 0;
+    record.windowRows = std::min(n, std::max(kPrefillWindowRows, afterImage));
+    Tensor normed = dec.forward(std::move(x), positions, 0, *cache, &record, &cancel_);
+    importance_ = std::move(record.perLayerImportance);
+    window_ = std::move(record.perLayerWindow);
+    windowRows_ = record.windowRows;
 
     const int64_t vocab = dec.config().vocabSize;
     if (keepAllLogits_) {
@@ -147,6 +156,8 @@ void Session::runPrompt(const PromptTokens& tokens, const Tensor* imageEmbeds) {
         PrefillContext ctx;
         ctx.promptLength = n;
         ctx.importance = &importance_;
+        ctx.window = &window_;
+        ctx.windowRows = windowRows_;
         ctx.imageBegin = imageBegin;
         ctx.imageEnd = imageBegin >= 0 ? imageBegin + imageRows : -1;
         policy_->afterPrefill(*cache_, ctx);
@@ -164,12 +175,19 @@ void Session::feed(int token) {
     const auto t0 = Clock::now();
     LlamaDecoder& dec = model_->decoder();
     const std::vector<int64_t> position{nextPosition()};
-    Tensor normed = dec.forward(dec.embed({token}), position, tokensSeen_, *cache_, nullptr, nullptr);
+    LlamaDecoder::AttentionRecord record;
+    record.importance = policy_ && policy_->wantsStepAttention();
+    Tensor normed = dec.forward(dec.embed({token}), position, tokensSeen_, *cache_, &record, nullptr);
     Tensor out = dec.logits(normed, 0, 1);
     logits_.resize(size_t(dec.config().vocabSize));
     model_->backend().download(out, logits_.data());
     ++tokensSeen_;
-    if (policy_) policy_->afterStep(*cache_, tokensSeen_);
+    if (policy_) {
+        StepContext ctx;
+        ctx.tokensSeen = tokensSeen_;
+        ctx.attention = record.importance ? &record.perLayerImportance : nullptr;
+        policy_->afterStep(*cache_, ctx);
+    }
     stats_.decodeMs += msSince(t0);
     ++decodeSteps_;
 }
@@ -238,6 +256,8 @@ std::unique_ptr<Session> Session::fork() const {
     if (cache_) s->cache_ = cache_->clone();
     s->promptTokens_ = promptTokens_;
     s->importance_ = importance_;
+    s->window_ = window_;
+    s->windowRows_ = windowRows_;
     s->logits_ = logits_;
     s->keepAllLogits_ = keepAllLogits_;
     s->generated_ = generated_;

@@ -96,6 +96,8 @@ public:
     const std::vector<int>& generated() const { return generated_; }
     std::string generatedText() const;
     const std::vector<std::vector<float>>& importance() const { return importance_; }
+    const std::vector<std::vector<float>>& attentionWindow() const { return window_; }
+    int64_t attentionWindowRows() const { return windowRows_; }
     const KvCache* cache() const { return cache_.get(); }
     SessionStats stats() const;
     int64_t tokensSeen() const { return tokensSeen_; }
@@ -113,6 +115,8 @@ private:
     std::unique_ptr<KvCache> cache_;
     PromptTokens promptTokens_;
     std::vector<std::vector<float>> importance_;
+    std::vector<std::vector<float>> window_;  // [layer][windowRows x N], see PrefillContext
+    int64_t windowRows_ = 0;
     std::vector<float> logits_, promptLogits_;
     bool keepAllLogits_ = false;
     std::vector<int> generated_;

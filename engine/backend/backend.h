@@ -85,6 +85,17 @@ private:
     std::vector<std::vector<int64_t>> tokens_;
 };
 
+// What a caller wants to see of the attention probabilities besides the output. Probabilities are
+// averaged over heads; each vector is overwritten (not accumulated into).
+struct AttentionProbe {
+    // Per cache entry j: sum over the queries of the head-averaged probability (spec 2.1).
+    std::vector<float>* importance = nullptr;
+    // The head-averaged probability rows of the last `windowRows` queries, [windowRows, length]
+    // row-major (entries a query cannot see are 0): observation windows and post-vision attention.
+    std::vector<float>* window = nullptr;
+    int64_t windowRows = 0;
+};
+
 struct AttentionShape {
     int numHeads = 0;
     int numKvHeads = 0;  // grouped-query attention when < numHeads
@@ -128,11 +139,10 @@ public:
     virtual void selfAttention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionShape& s,
                                Tensor& out) = 0;
     // Causal attention of q [n, heads*headDim] over a layer of the cache whose last n entries are
-    // these queries' own keys: query i sees cache entries [0, length - n + i]. When `importance`
-    // is given it must have `length` elements; it receives, for every cache entry j, the sum over
-    // the n queries of the head-averaged attention probability (token importance, spec 2.1).
+    // these queries' own keys: query i sees cache entries [0, length - n + i]. `probe`, when
+    // given, receives the importance and/or window probabilities it asks for.
     virtual void cachedAttention(const Tensor& q, const KvCache& cache, int layer, const AttentionShape& s,
-                                 Tensor& out, std::vector<float>* importance) = 0;
+                                 Tensor& out, const AttentionProbe* probe) = 0;
 };
 
 // The reference backend: host memory, OpenBLAS GEMMs, OpenMP threads.

@@ -56,7 +56,7 @@ Tensor LlamaDecoder::embed(const std::vector<int>& ids) {
 // x = x + o(attention(rope(q), rope(k), v)) on rmsnorm(x); keys/values go to the cache first so
 // the new queries attend to the whole (possibly compressed) past plus themselves.
 void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const std::vector<int64_t>& positions,
-                                  int64_t firstToken, KvCache& cache, std::vector<float>* importance) {
+                                  int64_t firstToken, KvCache& cache, const AttentionProbe* probe) {
     const int64_t n = x.rows();
     const int64_t qDim = int64_t(cfg_.numHeads) * cfg_.headDim, kvDim = int64_t(cfg_.numKvHeads) * cfg_.headDim;
     Tensor h = be_.alloc(n, cfg_.hiddenSize);
@@ -72,7 +72,7 @@ void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const st
 
     const AttentionShape shape{cfg_.numHeads, cfg_.numKvHeads, cfg_.headDim, 1.f / std::sqrt(float(cfg_.headDim))};
     Tensor attn = be_.alloc(n, qDim);
-    be_.cachedAttention(q, cache, layer, shape, attn, importance);
+    be_.cachedAttention(q, cache, layer, shape, attn, probe);
     be_.linear(attn, L.o, &L.oBias, h);
     be_.add(x, h);
 }
@@ -91,11 +91,20 @@ void LlamaDecoder::mlpBlock(const Layer& L, Tensor& x) {
 }
 
 Tensor LlamaDecoder::forward(Tensor x, const std::vector<int64_t>& positions, int64_t firstToken, KvCache& cache,
-                             std::vector<std::vector<float>>* importance, const std::atomic<bool>* cancel) {
-    if (importance) importance->assign(size_t(cfg_.numLayers), {});
+                             AttentionRecord* record, const std::atomic<bool>* cancel) {
+    if (record) {
+        record->perLayerImportance.assign(record->importance ? size_t(cfg_.numLayers) : 0, {});
+        record->perLayerWindow.assign(record->windowRows > 0 ? size_t(cfg_.numLayers) : 0, {});
+    }
     for (int l = 0; l < cfg_.numLayers; ++l) {
         if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
-        attentionBlock(layers_[size_t(l)], l, x, positions, firstToken, cache, importance ? &(*importance)[size_t(l)] : nullptr);
+        AttentionProbe probe;
+        if (record && record->importance) probe.importance = &record->perLayerImportance[size_t(l)];
+        if (record && record->windowRows > 0) {
+            probe.window = &record->perLayerWindow[size_t(l)];
+            probe.windowRows = record->windowRows;
+        }
+        attentionBlock(layers_[size_t(l)], l, x, positions, firstToken, cache, record ? &probe : nullptr);
         mlpBlock(layers_[size_t(l)], x);
     }
     Tensor normed = be_.alloc(x.rows(), cfg_.hiddenSize);

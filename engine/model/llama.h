@@ -17,14 +17,23 @@ public:
     std::unique_ptr<KvCache> newCache() const;
     Tensor embed(const std::vector<int>& ids);  // [n, hidden]
 
+    // What forward() reports of each layer's attention: per layer, the importance of every cache
+    // entry from these queries (spec 2.1) and the head-averaged probability rows of the last
+    // windowRows queries (observation windows, post-vision attention).
+    struct AttentionRecord {
+        bool importance = false;
+        int64_t windowRows = 0;
+        std::vector<std::vector<float>> perLayerImportance;
+        std::vector<std::vector<float>> perLayerWindow;
+    };
+
     // Runs the n rows of x (token positions `positions`) through every layer, appending their keys
-    // and values to `cache`. When `importance` is given it receives, per layer, the importance of
-    // every cache entry (spec 2.1) from these n queries. Checks `cancel` between layers; a
+    // and values to `cache`, recording attention into `record` when given. Checks `cancel` between layers; a
     // cancelled forward leaves the cache partly appended, so callers discard it. Returns the
     // final-normed hidden states [n, hidden].
     // firstToken is the sequence index of row 0 (recorded in the cache; RoPE uses `positions`).
     Tensor forward(Tensor x, const std::vector<int64_t>& positions, int64_t firstToken, KvCache& cache,
-                   std::vector<std::vector<float>>* importance, const std::atomic<bool>* cancel);
+                   AttentionRecord* record, const std::atomic<bool>* cancel);
     // lm_head on rows [first, first+count) of normed hidden states: [count, vocab].
     Tensor logits(const Tensor& normed, int64_t first, int64_t count);
 
@@ -33,7 +42,7 @@ private:
         Weight attnNorm, q, k, v, o, qBias, kBias, vBias, oBias, mlpNorm, gate, up, down;
     };
     void attentionBlock(const Layer& L, int layer, Tensor& x, const std::vector<int64_t>& positions,
-                        int64_t firstToken, KvCache& cache, std::vector<float>* importance);
+                        int64_t firstToken, KvCache& cache, const AttentionProbe* probe);
     void mlpBlock(const Layer& L, Tensor& x);
 
     Backend& be_;

@@ -13,11 +13,13 @@
 namespace pkv::cpu {
 
 void attention(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
-               const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance) {
+               const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
+               float* window, int64_t windowRows) {
     const int H = s.numHeads, d = s.headDim;
     const int groupSize = s.numHeads / s.numKvHeads;  // query heads sharing one KV head
     const int64_t qStride = int64_t(H) * d;
     const float invHeads = 1.f / float(H);
+    const int64_t windowStart = nq - windowRows;
     const int threads = omp_get_max_threads();
     std::vector<std::vector<float>> partial(importance ? threads : 0, std::vector<float>(size_t(nk), 0.f));
 
@@ -56,6 +58,14 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
 #pragma omp simd
                     for (int t = 0; t < d; ++t) o[t] += pj * vj[t];
                     if (imp) imp[j] += pj * invHeads;
+                }
+                // Each window row is written by the threads of its heads: accumulate atomically.
+                if (window && i >= windowStart) {
+                    float* row = window + (i - windowStart) * nk;
+                    for (int64_t j = 0; j < visible; ++j) {
+#pragma omp atomic
+                        row[j] += p[size_t(j)] * inv * invHeads;
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -161,12 +162,23 @@ public:
     }
 
     void cachedAttention(const Tensor& q, const KvCache& cache, int layer, const AttentionShape& s, Tensor& out,
-                         std::vector<float>* importance) override {
+                         const AttentionProbe* probe) override {
         const auto& c = static_cast<const cpu::CpuKvCache&>(cache);
         const int64_t nk = c.length(layer);
-        if (importance) importance->assign(size_t(nk), 0.f);
+        float* importance = nullptr;
+        float* window = nullptr;
+        int64_t windowRows = 0;
+        if (probe && probe->importance) {
+            probe->importance->assign(size_t(nk), 0.f);
+            importance = probe->importance->data();
+        }
+        if (probe && probe->window && probe->windowRows > 0) {
+            windowRows = std::min(probe->windowRows, q.rows());
+            probe->window->assign(size_t(windowRows * nk), 0.f);
+            window = probe->window->data();
+        }
         cpu::attention(q.data(), q.rows(), c.keys(layer), c.values(layer), nk, c.entryWidth(), s, true,
-                       nk - q.rows(), out.data(), importance ? importance->data() : nullptr);
+                       nk - q.rows(), out.data(), importance, window, windowRows);
     }
 };
 

@@ -18,9 +18,11 @@ void linear(const float* x, int64_t n, const Weight& w, const Weight* bias, floa
 
 // Attention of nq queries over nk keys/values stored row-major with `kvStride` floats per entry
 // (all KV heads of one token). Query i may see keys [0, visible(i)), where
-// visible(i) = causal ? keyOffset + i + 1 : nk. importance (size nk) accumulates the
-// head-averaged probabilities summed over queries.
+// visible(i) = causal ? keyOffset + i + 1 : nk. importance (size nk, zeroed by the caller)
+// accumulates the head-averaged probabilities summed over queries; window (size
+// windowRows x nk, zeroed) receives the head-averaged rows of the last windowRows queries.
 void attention(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
-               const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance);
+               const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
+               float* window = nullptr, int64_t windowRows = 0);
 
 }  // namespace pkv::cpu
