@@ -5,16 +5,21 @@
 //
 //   make_bench_model --shape 7b|1.1b --dtype f16|bf16 --out DIR [--tokenizer FILE] [--seed N]
 //
-// Weights are written in streaming fashion (one chunk in memory at a time), in shards of at most
+// Weights are written in streaming fashion (two 64 MiB buffers in memory), in shards of at most
 // 5 GB with a model.safetensors.index.json when they do not fit one, as the hub does.
+#include <fcntl.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -32,7 +37,6 @@ constexpr int kImageTokenId = 32000;
 constexpr int kPadTokenId = 32001;
 constexpr uint64_t kMaxShardBytes = 5'000'000'000ULL;  // the hub's "5GB" shard limit
 constexpr int64_t kBlockElems = 1 << 20;                // one PRNG stream per block: thread-count independent
-constexpr int64_t kChunkElems = 32 * kBlockElems;       // elements generated per write
 
 struct Shape {
     const char* name;
@@ -213,20 +217,104 @@ std::vector<uint16_t> normalTable(bool bf16, uint64_t seed) {
     return table;
 }
 
-// Fills elements [first, first + n) of the weight stream; each kBlockElems block has its own
-// PRNG seeded by its global index, so the output does not depend on the number of threads.
+// Fills elements [first, first + n) of the weight stream. Each kBlockElems block of the stream
+// has its own PRNG seeded by its index, and each 64-bit draw gives the four elements of an
+// aligned group, so the output depends neither on the number of threads nor on chunking.
 void fillRandom(uint16_t* out, int64_t first, int64_t n, const std::vector<uint16_t>& table, uint64_t seed) {
+    const uint16_t* values = table.data();
     const int64_t firstBlock = first / kBlockElems, lastBlock = (first + n - 1) / kBlockElems;
 #pragma omp parallel for schedule(static)
     for (int64_t b = firstBlock; b <= lastBlock; ++b) {
         const int64_t lo = std::max(first, b * kBlockElems), hi = std::min(first + n, (b + 1) * kBlockElems);
         uint64_t state = splitmix64(seed ^ uint64_t(b) * 0xd1342543de82ef95ULL);
-        for (int64_t i = lo; i < hi; i += 4) {
+        for (int64_t g = b * kBlockElems; g < hi; g += 4) {
             state = splitmix64(state);
-            for (int k = 0; k < 4 && i + k < hi; ++k) out[i + k - first] = table[(state >> (16 * k)) & 0xffff];
+            if (g < lo - 3) continue;
+            for (int k = 0; k < 4; ++k)
+                if (g + k >= lo && g + k < hi) out[g + k - first] = values[(state >> (16 * k)) & 0xffff];
         }
     }
 }
+
+// A file written with O_DIRECT from two aligned buffers: while one is on its way to the disk, the
+// other is being filled. Buffered writes of many gigabytes run into the kernel's dirty-page
+// throttling and fill the page cache with data this program never reads back.
+class DirectWriter {
+public:
+    static constexpr size_t kBufferBytes = 64 << 20;
+    static constexpr size_t kAlign = 4096;
+
+    explicit DirectWriter(const fs::path& path) : path_(path) {
+        fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+        if (fd_ < 0) fail("cannot create");
+        for (auto& b : buffers_) b.reset(static_cast<std::byte*>(std::aligned_alloc(kAlign, kBufferBytes)));
+    }
+    ~DirectWriter() {
+        if (pending_.valid()) pending_.wait();
+        if (fd_ >= 0) ::close(fd_);
+    }
+
+    // Room for up to `maxBytes` more bytes, contiguous and 2-byte aligned; commit() what was written.
+    std::byte* reserve(size_t maxBytes, size_t* granted) {
+        if (used_ == kBufferBytes) flush();
+        *granted = std::min(maxBytes, kBufferBytes - used_);
+        return buffers_[current_].get() + used_;
+    }
+    void commit(size_t bytes) {
+        used_ += bytes;
+        total_ += bytes;
+    }
+    void append(const void* data, size_t bytes) {
+        for (size_t done = 0; done < bytes;) {
+            size_t n = 0;
+            std::byte* dst = reserve(bytes - done, &n);
+            std::memcpy(dst, static_cast<const std::byte*>(data) + done, n);
+            commit(n);
+            done += n;
+        }
+    }
+    // Writes the last, partial buffer padded to the alignment O_DIRECT needs, then cuts the padding.
+    void close() {
+        const size_t padded = (used_ + kAlign - 1) / kAlign * kAlign;
+        std::memset(buffers_[current_].get() + used_, 0, padded - used_);
+        used_ = padded;
+        flush();
+        pending_.get();
+        if (ftruncate(fd_, off_t(total_)) != 0) fail("cannot set the size of");
+        if (::close(fd_) != 0) fail("cannot close");
+        fd_ = -1;
+    }
+
+private:
+    void flush() {
+        if (pending_.valid()) pending_.get();
+        const std::byte* data = buffers_[current_].get();
+        const size_t bytes = used_;
+        pending_ = std::async(std::launch::async, [this, data, bytes] {
+            for (size_t done = 0; done < bytes;) {
+                const ssize_t w = ::write(fd_, data + done, bytes - done);
+                if (w <= 0) fail("cannot write");
+                done += size_t(w);
+            }
+        });
+        current_ ^= 1;
+        used_ = 0;
+    }
+    [[noreturn]] void fail(const char* what) const {
+        throw std::runtime_error(std::string(what) + " " + path_.string() + ": " + std::strerror(errno));
+    }
+
+    struct Free {
+        void operator()(std::byte* p) const { std::free(p); }
+    };
+    fs::path path_;
+    int fd_ = -1;
+    std::unique_ptr<std::byte, Free> buffers_[2];
+    int current_ = 0;
+    size_t used_ = 0;
+    uint64_t total_ = 0;
+    std::future<void> pending_;
+};
 
 struct Shard {
     std::string file;
@@ -290,30 +378,27 @@ private:
 
 void writeShard(const fs::path& path, const Shard& s, const std::string& dtype, const std::vector<uint16_t>& table,
                 uint64_t seed, uint64_t& streamPos, Progress& progress) {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    if (!f) throw std::runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
-    auto put = [&](const void* data, size_t bytes) {
-        if (std::fwrite(data, 1, bytes, f) != bytes)
-            throw std::runtime_error("writing " + path.string() + " failed: " + std::strerror(errno));
-    };
+    DirectWriter out(path);
     const std::string header = shardHeader(s, dtype);
-    put(header.data(), header.size());
+    out.append(header.data(), header.size());
     const uint16_t one = dtype == "BF16" ? pkv::floatToBf16(1.f) : uint16_t(0x3c00);
-    std::vector<uint16_t> chunk(size_t(kChunkElems));
     for (const TensorSpec* t : s.tensors) {
         const int64_t n = t->numel();
-        for (int64_t done = 0; done < n; done += kChunkElems) {
-            const int64_t m = std::min(kChunkElems, n - done);
+        for (int64_t done = 0; done < n;) {
+            size_t granted = 0;
+            auto* dst = reinterpret_cast<uint16_t*>(out.reserve(size_t(n - done) * 2, &granted));
+            const int64_t m = int64_t(granted / 2);
             if (t->fill == Fill::Ones)
-                std::fill_n(chunk.begin(), m, one);
+                std::fill_n(dst, m, one);
             else
-                fillRandom(chunk.data(), int64_t(streamPos) + done, m, table, seed);
-            put(chunk.data(), size_t(m) * 2);
+                fillRandom(dst, int64_t(streamPos) + done, m, table, seed);
+            out.commit(size_t(m) * 2);
             progress.add(uint64_t(m) * 2);
+            done += m;
         }
         streamPos += uint64_t(n);
     }
-    if (std::fclose(f) != 0) throw std::runtime_error("closing " + path.string() + " failed: " + std::strerror(errno));
+    out.close();
 }
 
 void writeText(const fs::path& path, const std::string& text) {
@@ -336,7 +421,10 @@ int main(int argc, char** argv) {
     uint64_t seed = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--help" || a == "-h") return usage(nullptr), 0;
+        if (a == "--help" || a == "-h") {
+            usage(nullptr);
+            return 0;
+        }
         if (i + 1 >= argc) return usage(("missing value after " + a).c_str());
         const std::string v = argv[++i];
         if (a == "--shape") shapeName = v;

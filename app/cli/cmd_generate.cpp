@@ -7,6 +7,7 @@
 
 #include "app/cli/cli_common.h"
 #include "engine/common/error.h"
+#include "engine/kv/policy_factory.h"
 #include "engine/session.h"
 
 namespace pkvcli {
@@ -32,6 +33,35 @@ pkv::ImageMode parseImageMode(const QString& m) {
     if (m == "pad") return pkv::ImageMode::Pad;
     if (m == "crop") return pkv::ImageMode::Crop;
     throw pkv::Error("--image-mode must be pad or crop, not \"" + m.toStdString() + "\".");
+}
+
+// --keep 20% / --keep 20 / --budget-tokens 128, with --method and its options, as a PolicySpec.
+pkv::PolicySpec policyFromOptions(const QCommandLineParser& p) {
+    pkv::PolicySpec spec;
+    spec.method = p.value("method").toStdString();
+    if (p.isSet("keep") && p.isSet("budget-tokens"))
+        throw pkv::Error("Give either --keep or --budget-tokens, not both.");
+    if (p.isSet("budget-tokens")) {
+        spec.budget = pkv::Budget::keptTokens(intOption(p, "budget-tokens", 1, 1 << 30));
+    } else {
+        QString keep = p.value("keep").trimmed();
+        if (keep.endsWith('%')) keep.chop(1);
+        bool ok = false;
+        const double b = keep.toDouble(&ok);
+        if (!ok) throw pkv::Error("--keep must be a percentage such as 20% or 20, not \"" + p.value("keep").toStdString() + "\".");
+        spec.budget = pkv::Budget::keptPercent(b);
+    }
+    spec.faithful = p.value("variant") == "faithful";
+    if (p.value("variant") != "faithful" && p.value("variant") != "fixed")
+        throw pkv::Error("--variant must be faithful or fixed, not \"" + p.value("variant").toStdString() + "\".");
+    spec.profilePath = p.value("profile").toStdString();
+    return spec;
+}
+
+pkv::PositionMode parsePositionMode(const QString& m) {
+    if (m == "true") return pkv::PositionMode::Absolute;
+    if (m == "faithful") return pkv::PositionMode::LayerZeroLength;
+    throw pkv::Error("--position-mode must be true or faithful, not \"" + m.toStdString() + "\".");
 }
 
 nlohmann::json statsJson(const pkv::SessionStats& s) {
@@ -67,6 +97,15 @@ int runGenerate(const QStringList& args) {
         {"seed", "Sampling seed.", "n", "0"},
         {"ignore-eos", "Keep generating past the end-of-sequence token."},
         {"device", "auto, cpu or cuda.", "name", "auto"},
+        {"method", "KV-cache policy: full, prefixkv, uniform, streaming, h2o, elastic, vlcache, snapkv, pyramidkv.",
+         "name", "full"},
+        {"keep", "KV kept, the paper's budget, e.g. 20% (default 100%).", "percent", "100"},
+        {"budget-tokens", "Keep on average this many tokens per layer instead of a percentage.", "n"},
+        {"variant", "h2o / elastic: faithful (the reference's argsort bug) or fixed.", "name", "faithful"},
+        {"profile", "prefixkv: per-layer budgets from a profile file (reference format) instead of the online search.",
+         "file"},
+        {"position-mode", "RoPE position of new tokens: true (absolute) or faithful (layer-0 cache length, "
+         "as the reference).", "mode", "true"},
         {"json", "Print one JSON object (text, token ids, per-layer cache lengths, timings) instead of streaming."},
     });
     if (!p.parse(args)) return failWith(p.errorText());
@@ -87,6 +126,8 @@ int runGenerate(const QStringList& args) {
         gen.stopAtEos = !p.isSet("ignore-eos");
         const pkv::ChatTemplate tmpl = parseTemplate(p.value("template"));
         const pkv::ImageMode mode = parseImageMode(p.value("image-mode"));
+        const pkv::PolicySpec policy = policyFromOptions(p);
+        const pkv::PositionMode positions = parsePositionMode(p.value("position-mode"));
 
         std::signal(SIGINT, onInterrupt);
         bool demo = false;
@@ -106,6 +147,8 @@ int runGenerate(const QStringList& args) {
             tmpl, instruction.toStdString(), withImage,
             p.isSet("image-after") ? pkv::ImagePlacement::After : pkv::ImagePlacement::Before);
         pkv::Session session(model);
+        session.setPolicy(pkv::makePolicy(policy, model->config().text.numLayers));
+        session.setPositionMode(positions);
         gSession.store(&session);
         session.prefill(prompt, withImage ? &image : nullptr, mode);
         const pkv::StopReason reason = session.generate(gen, [&](int, const std::string& text) {
@@ -120,6 +163,7 @@ int runGenerate(const QStringList& args) {
             nlohmann::json out = {{"model", demo ? "demo" : dir},
                                   {"device", model->backend().name()},
                                   {"device_reason", model->deviceReason()},
+                                  {"policy", pkv::describePolicy(policy)},
                                   {"prompt", prompt},
                                   {"prompt_ids", session.prompt().ids},
                                   {"text", session.generatedText()},
@@ -130,9 +174,9 @@ int runGenerate(const QStringList& args) {
         } else {
             std::printf("\n");
             std::fprintf(stderr,
-                         "[%s | image %.0f ms | prefill %lld tokens in %.0f ms | decode %.1f tok/s | "
+                         "[%s | %s | image %.0f ms | prefill %lld tokens in %.0f ms | decode %.1f tok/s | "
                          "KV cache %.1f MiB | stop: %s]\n",
-                         model->backend().name().c_str(), st.imageEncodeMs, (long long)st.promptTokens, st.prefillMs,
+                         model->backend().name().c_str(), pkv::describePolicy(policy).c_str(), st.imageEncodeMs, (long long)st.promptTokens, st.prefillMs,
                          st.decodeTokensPerSecond(), double(st.kvBytes) / (1 << 20), pkv::stopReasonName(reason));
         }
         return reason == pkv::StopReason::Cancelled ? Interrupted : Ok;

@@ -22,7 +22,7 @@ public:
         return Budget(Kind::Fraction, (100.0 - b) / 100.0, 0);
     }
     // The reference's --ratio: the fraction evicted, r in [0, 1).
-    static Budget evictedFraction(double r) {
+    static Budget fromEvictedFraction(double r) {
         if (!std::isfinite(r) || r < 0.0 || r >= 1.0)
             throw Error("The evicted fraction must be in [0, 1), not " + format(r) + ".");
         return Budget(Kind::Fraction, r, 0);

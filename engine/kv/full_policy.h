@@ -8,7 +8,7 @@ class FullPolicy : public KvPolicy {
 public:
     std::string name() const override { return "full"; }
     void afterPrefill(KvCache&, const PrefillContext&) override {}
-    void afterStep(KvCache&, int64_t) override {}
+    void afterStep(KvCache&, const StepContext&) override {}
     std::unique_ptr<KvPolicy> clone() const override;
 };
 

@@ -47,7 +47,7 @@ std::unique_ptr<PrefixKvPolicy> PrefixKvPolicy::fromFractions(std::vector<double
             throw Error("The evicted fraction for layer " + std::to_string(l) + " is " + std::to_string(fractions[l]) +
                         ", outside [0, 1].");
     return std::unique_ptr<PrefixKvPolicy>(
-        new PrefixKvPolicy(Source::Fractions, Budget::evictedFraction(0.0), std::move(fractions)));
+        new PrefixKvPolicy(Source::Fractions, Budget::fromEvictedFraction(0.0), std::move(fractions)));
 }
 
 std::unique_ptr<KvPolicy> PrefixKvPolicy::clone() const { return std::unique_ptr<KvPolicy>(new PrefixKvPolicy(*this)); }
@@ -88,23 +88,13 @@ void PrefixKvPolicy::afterPrefill(KvCache& cache, const PrefillContext& ctx) {
         index_.push_back(fixedEvictionIndex(int64_t(kept.size())));
         keptAfterPrefill_.push_back(std::move(kept));
     }
-    positions_ = keptAfterPrefill_;
 }
 
-void PrefixKvPolicy::afterStep(KvCache& cache, int64_t tokensSeen) {
-    if (positions_.empty()) throw Error("The " + name() + " policy was asked to maintain a cache it never saw prefilled.");
-    for (int l = 0; l < cache.numLayers(); ++l) {
-        auto& held = positions_[size_t(l)];
-        // Entries appended since the last call are the most recent tokens: ..., T-2, T-1.
-        const int64_t added = cache.length(l) - int64_t(held.size());
-        for (int64_t k = 0; k < added; ++k) held.push_back(tokensSeen - added + k);
-        // At most one entry per layer per step, even when the excess is larger (spec 6.7).
-        if (exceedsDecodeBudget(cache.length(l), tokensSeen, fractions_[size_t(l)])) {
-            const int64_t at = index_[size_t(l)];
-            cache.erase(l, at);
-            held.erase(held.begin() + at);
-        }
-    }
+void PrefixKvPolicy::afterStep(KvCache& cache, const StepContext& ctx) {
+    if (!prefilled()) throw Error("The " + name() + " policy was asked to maintain a cache it never saw prefilled.");
+    // At most one entry per layer per step, even when the excess is larger (spec 6.7).
+    for (int l = 0; l < cache.numLayers(); ++l)
+        if (exceedsDecodeBudget(cache.length(l), ctx.tokensSeen, fractions_[size_t(l)])) cache.erase(l, index_[size_t(l)]);
 }
 
 }  // namespace pkv

@@ -43,20 +43,19 @@ public:
 
     std::string name() const override { return "prefixkv"; }
     void afterPrefill(KvCache& cache, const PrefillContext& ctx) override;
-    void afterStep(KvCache& cache, int64_t tokensSeen) override;
+    void afterStep(KvCache& cache, const StepContext& ctx) override;
     std::unique_ptr<KvPolicy> clone() const override;
 
     // Read-outs for the GUI and the evaluation, valid once afterPrefill has run.
-    bool prefilled() const { return !positions_.empty(); }
+    bool prefilled() const { return !keptAfterPrefill_.empty(); }
     int64_t promptLength() const { return promptLength_; }
     // f_l, what decoding keeps to. Online these are e_l / N: the line a profile run records.
     const std::vector<double>& fractions() const { return fractions_; }
     const std::vector<int64_t>& evictCounts() const { return evict_; }      // e_l
     const std::vector<int64_t>& evictionIndex() const { return index_; }    // P_l
+    // The prompt positions each layer kept. What a layer holds later, decode erasures included,
+    // is the cache's own record: KvCache::tokenIndices.
     const std::vector<std::vector<int64_t>>& keptAfterPrefill() const { return keptAfterPrefill_; }
-    // The original position of every entry each layer holds now, in cache order; the token
-    // generated after a prompt of N is position N, the next N + 1, and so on.
-    const std::vector<std::vector<int64_t>>& positions() const { return positions_; }
     // Online only: the threshold p, iteration count, and counts before and after the rescale.
     const std::optional<BudgetSearchResult>& search() const { return search_; }
 
@@ -78,7 +77,6 @@ protected:
     std::vector<int64_t> evict_;
     std::vector<int64_t> index_;
     std::vector<std::vector<int64_t>> keptAfterPrefill_;
-    std::vector<std::vector<int64_t>> positions_;
     std::optional<BudgetSearchResult> search_;
 };
 

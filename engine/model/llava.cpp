@@ -15,10 +15,9 @@ std::shared_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const LoadO
     step(0.1, "Loading the tokenizer");
     m->tokenizer_ = Tokenizer::load(m->folder_->tokenizerModelPath(), dir);
 
-    if (options.device == DeviceChoice::Cuda)
-        throw Error("This build has no CUDA backend; use --device cpu.");
-    m->backend_ = createCpuBackend();
-    m->deviceReason_ = options.device == DeviceChoice::Cpu ? "cpu: chosen by the user" : "cpu: this build has no CUDA backend";
+    BackendChoice choice = chooseBackend(options.device, int64_t(m->folder_->weightBytes()));
+    m->backend_ = std::move(choice.backend);
+    m->deviceReason_ = std::move(choice.reason);
 
     step(0.2, "Mapping the vision tower");
     m->vision_ = std::make_unique<ClipVisionTower>(*m->folder_, *m->backend_);

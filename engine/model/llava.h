@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/backend/registry.h"
 #include "engine/io/image.h"
 #include "engine/io/model_folder.h"
 #include "engine/model/clip.h"
@@ -17,8 +18,6 @@
 #include "engine/tokenizer/tokenizer.h"
 
 namespace pkv {
-
-enum class DeviceChoice { Auto, Cpu, Cuda };
 
 struct LoadOptions {
     DeviceChoice device = DeviceChoice::Auto;

@@ -1,0 +1,144 @@
+#include "bench/bench_limits.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace pkvbench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kBandwidthRuns = 8;
+constexpr int kGemmRuns = 3;
+
+double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Arrays first touched by the threads that later stream them, so pages land near their users.
+std::unique_ptr<float[]> parallelArray(int64_t n, float value) {
+    std::unique_ptr<float[]> a(new float[size_t(n)]);
+    float* p = a.get();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) p[i] = value;
+    return a;
+}
+
+void measureBandwidth(Limits& out) {
+    const int64_t n = out.arrayBytes / int64_t(sizeof(float));
+    auto a = parallelArray(n, 0.f), b = parallelArray(n, 1.f), c = parallelArray(n, 2.f);
+    float* pa = a.get();
+    const float* pb = b.get();
+    const float* pc = c.get();
+    const float s = 3.f;
+    double best = 1e30;
+    for (int run = 0; run < kBandwidthRuns; ++run) {
+        const auto t0 = Clock::now();
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; ++i) pa[i] = pb[i] + s * pc[i];
+        best = std::min(best, secondsSince(t0));
+    }
+    out.triadGBps = 3.0 * double(out.arrayBytes) / best / 1e9;
+
+    // Read-only: three streams in flight, like a linear layer's rows split across threads.
+    double bestRead = 1e30;
+    for (int run = 0; run < kBandwidthRuns; ++run) {
+        const auto t0 = Clock::now();
+        float sum = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : sum)
+        for (int64_t i = 0; i < n; ++i) sum += pa[i] + pb[i] + pc[i];
+        bestRead = std::min(bestRead, secondsSince(t0));
+        volatile float observed = sum;  // the sum must be used, or the loop is optimised away
+        (void)observed;
+    }
+    out.readGBps = 3.0 * double(out.arrayBytes) / bestRead / 1e9;
+}
+
+// The engine's prefill call: y[m, n] = x[m, k] · W[n, k]^T, both row-major.
+double gemmGflops(int m, int n, int k) {
+    auto x = parallelArray(int64_t(m) * k, 0.01f), w = parallelArray(int64_t(n) * k, 0.02f);
+    auto y = parallelArray(int64_t(m) * n, 0.f);
+    double best = 1e30;
+    for (int run = 0; run <= kGemmRuns; ++run) {  // run 0 warms OpenBLAS's threads and buffers
+        const auto t0 = Clock::now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, x.get(), k, w.get(), k, 0.f, y.get(), n);
+        if (run > 0) best = std::min(best, secondsSince(t0));
+    }
+    return 2.0 * double(m) * double(n) * double(k) / best / 1e9;
+}
+
+}  // namespace
+
+double Limits::sgemmPeakGflops() const {
+    double best = 0;
+    for (const GemmRate& g : gemms) best = std::max(best, g.gflops);
+    return best;
+}
+
+void setThreads(int n) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int threads() { return omp_get_max_threads(); }
+
+Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
+    Limits out;
+    out.threads = threads();
+    out.arrayBytes = arrayBytes;
+    measureBandwidth(out);
+    for (GemmRate g : shapes) {
+        g.gflops = gemmGflops(g.m, g.n, g.k);
+        out.gemms.push_back(g);
+    }
+    return out;
+}
+
+Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+    if (pid == 0) {
+        close(fds[0]);
+        const Limits l = measureLimits(shapes, arrayBytes);
+        // Plain numbers only: the parent knows the shapes it asked for.
+        std::vector<double> msg = {double(l.threads), l.triadGBps, l.readGBps};
+        for (const GemmRate& g : l.gemms) msg.push_back(g.gflops);
+        const ssize_t bytes = ssize_t(msg.size() * sizeof(double));
+        _exit(write(fds[1], msg.data(), size_t(bytes)) == bytes ? 0 : 1);
+    }
+    close(fds[1]);
+    std::vector<double> msg(3 + shapes.size());
+    const size_t want = msg.size() * sizeof(double);
+    size_t got = 0;
+    while (got < want) {
+        const ssize_t r = read(fds[0], reinterpret_cast<char*>(msg.data()) + got, want - got);
+        if (r <= 0) break;
+        got += size_t(r);
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got != want || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        throw std::runtime_error("measuring the machine's limits failed in the child process");
+    Limits out;
+    out.threads = int(msg[0]);
+    out.arrayBytes = arrayBytes;
+    out.triadGBps = msg[1];
+    out.readGBps = msg[2];
+    for (size_t i = 0; i < shapes.size(); ++i) {
+        GemmRate g = shapes[i];
+        g.gflops = msg[3 + i];
+        out.gemms.push_back(g);
+    }
+    return out;
+}
+
+}  // namespace pkvbench

@@ -1,0 +1,40 @@
+#pragma once
+// What this machine can do at best, measured in the same run as the model: the yardsticks that
+// `prefixkv bench` divides its timings by. Decode is bound by memory bandwidth (every weight is
+// read once per token), prefill by matrix-multiply throughput.
+#include <cstdint>
+#include <vector>
+
+namespace pkvbench {
+
+struct GemmRate {
+    int m = 0, n = 0, k = 0;
+    double gflops = 0;  // best of several cblas_sgemm calls, 2·m·n·k per call
+};
+
+struct Limits {
+    int threads = 0;
+    int64_t arrayBytes = 0;       // each of the three triad arrays
+    // STREAM triad a[i] = b[i] + s·c[i] on f32 arrays far larger than the caches, all threads,
+    // best of several runs. Counted as STREAM does: 3 arrays of traffic per element (2 read, 1
+    // written); the write-allocate read of a[] is not counted, so the bus moves up to 4/3 of this.
+    double triadGBps = 0;
+    // Sum of one array of 3 × arrayBytes: read-only traffic, the kind decode does.
+    double readGBps = 0;
+    std::vector<GemmRate> gemms;  // at the prefill shapes
+    double sgemmPeakGflops() const;
+};
+
+// Sets the threads of both pools the engine uses: OpenMP (its own kernels) and OpenBLAS (sgemm).
+void setThreads(int n);
+int threads();
+
+// Measures triad and read bandwidth and sgemm at each (m, n, k) shape given.
+Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 256LL << 20);
+
+// The same in a child process, so that the ~1 GB of arrays and matrices it allocates do not count
+// in the caller's peak RSS. Call before the caller first uses OpenMP: a forked child cannot use
+// a thread pool its parent had started. Throws std::runtime_error when the child fails.
+Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 256LL << 20);
+
+}  // namespace pkvbench
