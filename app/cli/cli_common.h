@@ -24,5 +24,6 @@ double doubleOption(const QCommandLineParser& p, const QString& name, double lo,
 
 int runGenerate(const QStringList& args);
 int runInfo(const QStringList& args);
+int runBench(const QStringList& args);
 
 }  // namespace pkvcli

@@ -12,6 +12,7 @@ const char* kUsage =
     "commands:\n"
     "  generate   answer an instruction about an image, streaming the answer\n"
     "  info       summarise a model folder and estimate its memory\n"
+    "  bench      measure speed and memory on a model beside this machine's limits\n"
     "\n"
     "Run 'prefixkv <command> --help' for the options of a command.\n"
     "Without --model, the embedded demo model (random weights, meaningless output) is used.\n";
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     const QString command = args.takeAt(1);
     if (command == "generate") return pkvcli::runGenerate(args);
     if (command == "info") return pkvcli::runInfo(args);
+    if (command == "bench") return pkvcli::runBench(args);
     std::fprintf(stderr, "prefixkv: unknown command \"%s\".\n\n%s", qPrintable(command), kUsage);
     return pkvcli::Usage;
 }

@@ -1,0 +1,267 @@
+// prefixkv bench: how fast this machine runs a model, next to what the machine allows, measured
+// in the same run. Decode reads every decoder weight once per token, so its bound is the measured
+// memory bandwidth over those bytes; prefill is matrix multiplication, so it is compared with the
+// measured sgemm rate at the same shapes; peak RSS is compared with the weights on disk.
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include <QCommandLineParser>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "app/cli/cli_common.h"
+#include "bench/bench_limits.h"
+#include "engine/common/error.h"
+#include "engine/session.h"
+
+namespace pkvcli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// What one token costs the language model, from the tensors the folder actually holds.
+struct DecoderCost {
+    double weightBytesPerToken = 0;  // layers, final norm, lm_head and one embedding row
+    double layerMatmulParams = 0;    // all layers' projection weights: 2 FLOPs each per token
+    double kvBytesPerCachedToken = 0;
+    std::string dtype;
+};
+
+DecoderCost decoderCost(const pkv::ModelFolder& folder) {
+    const pkv::LlamaConfig& t = folder.config().text;
+    DecoderCost c;
+    auto bytesOf = [&](const std::string& name, bool matmul) {
+        const pkv::TensorView* v = folder.find("language_model." + name);
+        if (!v) return;
+        c.weightBytesPerToken += double(v->nbytes);
+        if (matmul) c.layerMatmulParams += double(v->numel());
+    };
+    for (int l = 0; l < t.numLayers; ++l) {
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        for (const char* norm : {"input_layernorm.weight", "post_attention_layernorm.weight"}) bytesOf(p + norm, false);
+        for (const char* proj : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+            bytesOf(p + "self_attn." + proj + ".weight", true);
+            bytesOf(p + "self_attn." + proj + ".bias", false);
+        }
+        for (const char* proj : {"gate_proj", "up_proj", "down_proj"}) bytesOf(p + "mlp." + proj + ".weight", true);
+    }
+    bytesOf("model.norm.weight", false);
+    const pkv::TensorView* embed = folder.find("language_model.model.embed_tokens.weight");
+    const pkv::TensorView* head = folder.find("language_model.lm_head.weight");
+    c.weightBytesPerToken += double((head ? head : embed)->nbytes) + double(embed->nbytes) / double(t.vocabSize);
+    c.dtype = embed->dtypeText;
+    c.kvBytesPerCachedToken = 2.0 * t.numLayers * t.numKvHeads * t.headDim * sizeof(float);
+    return c;
+}
+
+// Causal prefill of n tokens: every projection once per token, attention scores and the weighted
+// sum over the i + 1 visible keys of token i, and the lm_head for the last token only.
+double prefillFlops(const pkv::LlamaConfig& t, const DecoderCost& c, int64_t n) {
+    const double pairs = double(n) * double(n + 1) / 2;
+    const double attention = 4.0 * t.numLayers * t.numHeads * t.headDim * pairs;
+    return 2.0 * c.layerMatmulParams * double(n) + attention + 2.0 * t.hiddenSize * double(t.vocabSize);
+}
+
+// Faults in every page of the model's weight mappings, so that the timings measure compute on
+// memory-resident weights rather than the disk or first-touch page faults.
+void prefaultWeights(const std::string& dir) {
+    const std::string prefix = std::filesystem::weakly_canonical(dir).string() + "/";
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    volatile unsigned char sink = 0;
+    while (std::getline(maps, line)) {
+        std::istringstream fields(line);
+        std::string range, perms, offset, device, inode, path;
+        fields >> range >> perms >> offset >> device >> inode >> path;
+        if (path.rfind(prefix, 0) != 0 || path.find(".safetensors") == std::string::npos) continue;
+        const size_t dash = range.find('-');
+        auto* begin = reinterpret_cast<unsigned char*>(std::stoull(range.substr(0, dash), nullptr, 16));
+        auto* end = reinterpret_cast<unsigned char*>(std::stoull(range.substr(dash + 1), nullptr, 16));
+        madvise(begin, size_t(end - begin), MADV_WILLNEED);
+        for (const unsigned char* p = begin; p < end; p += 4096) sink = sink + *p;
+    }
+}
+
+// "<image>\n" and filler words until the prompt, image tokens included, reaches `target` tokens.
+std::string promptOfLength(const pkv::LlavaModel& model, int64_t target) {
+    const pkv::LlavaConfig& cfg = model.config();
+    auto length = [&](const std::string& prompt) {
+        const pkv::PromptTokens t = pkv::tokenizePrompt(model.tokenizer(), prompt, cfg.imageTokenIndex);
+        return int64_t(t.ids.size()) - 1 + cfg.imageTokens();
+    };
+    std::string prompt = "<image>\n";
+    if (length(prompt) > target)
+        throw pkv::Error("--prompt-tokens must be at least " + std::to_string(length(prompt)) +
+                         ": the image alone takes " + std::to_string(cfg.imageTokens()) + " tokens.");
+    while (length(prompt + " the") <= target) prompt += " the";
+    return prompt;
+}
+
+// A smooth colour gradient: the benchmark times the arithmetic, which does not depend on content.
+pkv::RgbImage syntheticImage(int width, int height) {
+    pkv::RgbImage img;
+    img.width = width;
+    img.height = height;
+    img.pixels.resize(size_t(width) * size_t(height) * 3);
+    for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x) {
+            uint8_t* p = &img.pixels[(size_t(y) * size_t(width) + size_t(x)) * 3];
+            p[0] = uint8_t(255 * x / width);
+            p[1] = uint8_t(255 * y / height);
+            p[2] = uint8_t((x + y) & 0xff);
+        }
+    return img;
+}
+
+double peakRssBytes() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_maxrss) * 1024.0;  // Linux reports kilobytes
+}
+
+}  // namespace
+
+int runBench(const QStringList& args) {
+    QCommandLineParser p;
+    p.setApplicationDescription(
+        "Measure image encode, prefill and decode speed and peak memory on a model, beside this machine's measured "
+        "memory bandwidth and sgemm rate. Make a model with real shapes and random weights with "
+        "make_bench_model (bench/README.md).");
+    p.addHelpOption();
+    p.addOptions({
+        {"model", "llava-hf model folder (default: the embedded demo model).", "dir"},
+        {"prompt-tokens", "Prompt length, image tokens included.", "n", "640"},
+        {"decode-tokens", "Tokens to decode after the prefill.", "n", "32"},
+        {"threads", "Threads for OpenMP and OpenBLAS (default: their defaults).", "n"},
+        {"json", "Print one JSON object."},
+    });
+    if (!p.parse(args)) return failWith(p.errorText());
+    if (p.isSet("help")) {
+        std::fputs(qPrintable(p.helpText()), stdout);
+        return Ok;
+    }
+    try {
+        const int promptTokens = intOption(p, "prompt-tokens", 1, 1 << 20);
+        const int decodeTokens = intOption(p, "decode-tokens", 1, 1 << 20);
+        if (p.isSet("threads")) pkvbench::setThreads(intOption(p, "threads", 1, 1024));
+        bool demo = false;
+        const std::string dir = modelPathOrDemo(p.value("model"), &demo);
+
+        pkv::LlamaConfig text;
+        {
+            auto folder = pkv::ModelFolder::open(dir);  // the config, before any weight is touched
+            text = folder->config().text;
+        }
+        if (!p.isSet("json")) std::fprintf(stderr, "[measuring memory bandwidth and sgemm ...]\n");
+        const pkvbench::Limits limits = pkvbench::measureLimitsInChild(
+            {{promptTokens, text.hiddenSize, text.hiddenSize}, {promptTokens, text.intermediateSize, text.hiddenSize}});
+
+        if (!p.isSet("json")) std::fprintf(stderr, "[loading %s ...]\n", dir.c_str());
+        auto t0 = Clock::now();
+        pkv::LoadOptions load;
+        load.device = pkv::DeviceChoice::Cpu;
+        auto model = pkv::LlavaModel::load(dir, load);
+        const double loadMs = msSince(t0);
+        t0 = Clock::now();
+        prefaultWeights(dir);
+        const double prefaultMs = msSince(t0);
+
+        const std::string prompt = promptOfLength(*model, promptTokens);
+        const pkv::RgbImage image = syntheticImage(640, 480);
+        if (!p.isSet("json")) std::fprintf(stderr, "[prefill and %d decode steps ...]\n", decodeTokens);
+        pkv::Session session(model);
+        session.prefill(prompt, &image);
+        pkv::GenerateOptions gen;
+        gen.maxNewTokens = decodeTokens + 1;  // the first token comes from the prefill's logits
+        gen.stopAtEos = false;
+        session.generate(gen, nullptr);
+        const pkv::SessionStats st = session.stats();
+
+        const DecoderCost cost = decoderCost(model->folder());
+        const double weightsOnDisk = double(model->folder().weightBytes());
+        const double peakRss = peakRssBytes();
+        const double prefillSeconds = st.prefillMs / 1000.0;
+        const double prefillTps = double(st.promptTokens) / prefillSeconds;
+        const double prefillGflops = prefillFlops(text, cost, st.promptTokens) / prefillSeconds / 1e9;
+        const double decodeTps = st.decodeTokensPerSecond();
+        const double boundTps = limits.triadGBps * 1e9 / cost.weightBytesPerToken;
+        // The f32 KV cache is read too: on average prompt + half the decoded tokens per step.
+        const double kvBytes = cost.kvBytesPerCachedToken * (double(st.promptTokens) + decodeTokens / 2.0);
+        const double boundWithKvTps = limits.triadGBps * 1e9 / (cost.weightBytesPerToken + kvBytes);
+
+        nlohmann::json gemms = nlohmann::json::array();
+        for (const pkvbench::GemmRate& g : limits.gemms)
+            gemms.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"gflops", g.gflops}});
+        const nlohmann::json j = {
+            {"model", demo ? "demo" : dir},
+            {"dtype", cost.dtype},
+            {"threads", limits.threads},
+            {"weight_bytes_on_disk", weightsOnDisk},
+            {"limits", {{"triad_gbps", limits.triadGBps},
+                        {"triad_counts_write_allocate", false},
+                        {"read_gbps", limits.readGBps},
+                        {"array_bytes", limits.arrayBytes},
+                        {"sgemm", gemms},
+                        {"sgemm_peak_gflops", limits.sgemmPeakGflops()}}},
+            {"load_ms", loadMs},
+            {"prefault_ms", prefaultMs},
+            {"image_encode_ms", st.imageEncodeMs},
+            {"prompt_tokens", st.promptTokens},
+            {"prefill_ms", st.prefillMs},
+            {"prefill_tokens_per_second", prefillTps},
+            {"prefill_gflops", prefillGflops},
+            {"prefill_ratio_to_sgemm_peak", prefillGflops / limits.sgemmPeakGflops()},
+            {"decode_steps", st.decodeSteps},
+            {"decode_ms", st.decodeMs},
+            {"decode_tokens_per_second", decodeTps},
+            {"decode_weight_bytes_per_token", cost.weightBytesPerToken},
+            {"decode_bound_tokens_per_second", boundTps},
+            {"decode_ratio_to_bound", decodeTps / boundTps},
+            {"decode_kv_bytes_per_token", kvBytes},
+            {"decode_ratio_to_bound_with_kv", decodeTps / boundWithKvTps},
+            {"peak_rss_bytes", peakRss},
+            {"peak_rss_ratio_to_weights", peakRss / weightsOnDisk},
+        };
+        if (p.isSet("json")) {
+            std::printf("%s\n", j.dump(1).c_str());
+            return Ok;
+        }
+        const double GB = 1e9;
+        std::printf("Model       %s (%s, %d layers, hidden %d, %d/%d heads, %.2f GB on disk)\n",
+                    demo ? "embedded demo model" : dir.c_str(), cost.dtype.c_str(), text.numLayers, text.hiddenSize,
+                    text.numHeads, text.numKvHeads, weightsOnDisk / GB);
+        std::printf("Threads     %d\n", limits.threads);
+        std::printf("Bandwidth   triad %.1f GB/s (3 arrays of %lld MiB, write-allocate not counted), read-only %.1f GB/s\n",
+                    limits.triadGBps, (long long)(limits.arrayBytes >> 20), limits.readGBps);
+        for (const pkvbench::GemmRate& g : limits.gemms)
+            std::printf("sgemm       M=%d N=%d K=%d: %.1f GFLOP/s\n", g.m, g.n, g.k, g.gflops);
+        std::printf("Load        %.0f ms, page-in of the weights %.0f ms (not timed below)\n", loadMs, prefaultMs);
+        std::printf("Image       encode %.0f ms\n", st.imageEncodeMs);
+        std::printf("Prefill     %lld tokens in %.0f ms: %.1f tok/s, %.1f GFLOP/s = %.0f%% of the sgemm peak\n",
+                    (long long)st.promptTokens, st.prefillMs, prefillTps, prefillGflops,
+                    100.0 * prefillGflops / limits.sgemmPeakGflops());
+        std::printf("Decode      %lld tokens in %.0f ms: %.2f tok/s = %.0f%% of the bound %.2f tok/s "
+                    "(%.3f GB of weights per token at the triad bandwidth)\n",
+                    (long long)st.decodeSteps, st.decodeMs, decodeTps, 100.0 * decodeTps / boundTps, boundTps,
+                    cost.weightBytesPerToken / GB);
+        std::printf("            %.0f%% counting the f32 KV cache reads too (%.3f GB per token)\n",
+                    100.0 * decodeTps / boundWithKvTps, kvBytes / GB);
+        std::printf("Peak RSS    %.2f GB = %.0f%% of the weights on disk\n", peakRss / GB,
+                    100.0 * peakRss / weightsOnDisk);
+        return Ok;
+    } catch (const pkv::Error& e) {
+        return failWith(QString::fromStdString(e.what()));
+    } catch (const std::runtime_error& e) {
+        return failWith(QString::fromStdString(e.what()));
+    } catch (const std::bad_alloc&) {
+        return failWith("Out of memory: the model and its cache do not fit in this machine's memory.");
+    }
+}
+
+}  // namespace pkvcli

@@ -1,0 +1,117 @@
+// The prefixkv command as a script uses it: exit codes, one-sentence errors on stderr, and the
+// JSON it prints.
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "common/paths.h"
+
+namespace {
+
+struct Run {
+    int code = -1;
+    QByteArray out, err;
+};
+
+Run prefixkv(const QStringList& args) {
+    QProcess p;
+    p.start(QStringLiteral(PKV_BINARY_DIR) + "/app/cli/prefixkv", args);
+    if (!p.waitForFinished(120000)) qFatal("prefixkv did not finish");
+    return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
+}
+
+QString fixtureModel() { return pkvtest::fixturesDir() + "/models/tiny-gqa-f32"; }
+QString sample() { return pkvtest::sourceDir() + "/resources/samples/chelsea.jpg"; }
+
+}  // namespace
+
+class TestCli : public QObject {
+    Q_OBJECT
+private slots:
+    void generateJson() {
+        const Run r = prefixkv({"generate", "--model", fixtureModel(), "--image", sample(), "--prompt",
+                                "Describe the image.", "--max-new-tokens", "8", "--ignore-eos", "--json"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(j["token_ids"].toArray().size(), 8);
+        QCOMPARE(j["stop_reason"].toString(), QString("max_tokens"));
+        const QJsonObject st = j["stats"].toObject();
+        QCOMPARE(st["image_tokens"].toInt(), 16);
+        // Full cache: every layer holds the prompt and the 7 tokens fed back.
+        for (const auto& len : st["layer_lengths"].toArray()) QCOMPARE(len.toInt(), st["prompt_tokens"].toInt() + 7);
+        QCOMPARE(j["policy"].toString(), QString("full"));
+    }
+
+    void generateCompressedJson() {
+        const Run r = prefixkv({"generate", "--model", fixtureModel(), "--image", sample(), "--prompt",
+                                "Describe the image.", "--max-new-tokens", "4", "--ignore-eos", "--json", "--method",
+                                "prefixkv", "--keep", "20%"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject st = QJsonDocument::fromJson(r.out).object()["stats"].toObject();
+        int64_t total = 0;
+        for (const auto& len : st["layer_lengths"].toArray()) total += len.toInt();
+        // About 20% of (prompt + 3 fed tokens) per layer on average, never the whole prompt.
+        const double perLayer = double(total) / st["layer_lengths"].toArray().size();
+        QVERIFY2(perLayer < 0.3 * st["prompt_tokens"].toInt(), qPrintable(QString::number(perLayer)));
+        QCOMPARE(st["kv_bytes"].toInteger(), total * st["kv_bytes_per_entry"].toInteger());
+    }
+
+    void streamsOnDemoModel() {
+        const Run r = prefixkv({"generate", "--image", sample(), "--prompt", "Hi", "--max-new-tokens", "5"});
+        QCOMPARE(r.code, 0);
+        QVERIFY(r.err.contains("demo model"));
+        QVERIFY(!r.out.trimmed().isEmpty());
+    }
+
+    void errors_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("says");
+        const QString m = fixtureModel();
+        QTest::newRow("missing image") << QStringList{"generate", "--model", m, "--image", "/nope/cat.jpg", "--prompt", "x"} << "/nope/cat.jpg";
+        QTest::newRow("not an image") << QStringList{"generate", "--model", m, "--image", m + "/config.json", "--prompt", "x"} << "config.json";
+        QTest::newRow("empty prompt") << QStringList{"generate", "--model", m, "--prompt", "  "} << "empty";
+        QTest::newRow("not a model") << QStringList{"generate", "--model", "/tmp", "--prompt", "x"} << "config.json";
+        QTest::newRow("unknown method") << QStringList{"generate", "--model", m, "--prompt", "x", "--method", "magic"} << "magic";
+        QTest::newRow("bad keep") << QStringList{"generate", "--model", m, "--prompt", "x", "--keep", "150%"} << "(0, 100]";
+        QTest::newRow("bad number") << QStringList{"generate", "--model", m, "--prompt", "x", "--max-new-tokens", "ten"} << "max-new-tokens";
+        QTest::newRow("info on a file") << QStringList{"info", "--model", m + "/config.json"} << "config.json";
+    }
+    void errors() {
+        QFETCH(QStringList, args);
+        QFETCH(QString, says);
+        const Run r = prefixkv(args);
+        QCOMPARE(r.code, 1);
+        QVERIFY2(QString::fromUtf8(r.err).contains(says), r.err.constData());
+        QCOMPARE(r.err.count('\n'), 1);  // one sentence, no stack trace
+    }
+
+    void pickledWeightsRefused() {
+        QTemporaryDir dir;
+        for (const QString& f : {"config.json", "tokenizer.model", "preprocessor_config.json"})
+            QFile::copy(fixtureModel() + "/" + f, dir.filePath(f));
+        QFile bin(dir.filePath("pytorch_model.bin"));
+        QVERIFY(bin.open(QIODevice::WriteOnly));
+        bin.write("\x80\x02}q\x00.");
+        bin.close();
+        const Run r = prefixkv({"info", "--model", dir.path()});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("pickle"), r.err.constData());
+    }
+
+    void infoJson() {
+        const Run r = prefixkv({"info", "--model", fixtureModel(), "--json"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(j["text"].toObject()["layers"].toInt(), 3);
+        QCOMPARE(j["text"].toObject()["kv_heads"].toInt(), 2);
+        QCOMPARE(j["image_tokens"].toInt(), 16);
+        // 3 layers x (K and V) x 2 KV heads x 16 dims x 4 bytes.
+        QCOMPARE(j["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 4);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestCli)
+#include "test_cli.moc"
