@@ -45,6 +45,7 @@ void Session::reset() {
     generated_.clear();
     pending_ = -1;
     tokensSeen_ = 0;
+    lastPosition_ = -1;
     stream_ = std::make_unique<StreamDetokenizer>(model_->tokenizer());
     decodeSteps_ = 0;
     stats_ = {};
@@ -175,6 +176,7 @@ void Session::feed(int token) {
     const auto t0 = Clock::now();
     LlamaDecoder& dec = model_->decoder();
     const std::vector<int64_t> position{nextPosition()};
+    lastPosition_ = position[0];
     LlamaDecoder::AttentionRecord record;
     record.importance = policy_ && policy_->wantsStepAttention();
     Tensor normed = dec.forward(dec.embed({token}), position, tokensSeen_, *cache_, &record, nullptr);
@@ -263,6 +265,7 @@ std::unique_ptr<Session> Session::fork() const {
     s->generated_ = generated_;
     s->pending_ = pending_;
     s->tokensSeen_ = tokensSeen_;
+    s->lastPosition_ = lastPosition_;
     s->rng_ = rng_;
     s->stats_ = stats_;
     if (stream_) s->stream_ = std::make_unique<StreamDetokenizer>(*stream_);

@@ -101,6 +101,8 @@ public:
     const KvCache* cache() const { return cache_.get(); }
     SessionStats stats() const;
     int64_t tokensSeen() const { return tokensSeen_; }
+    // The RoPE position the last fed token was given (see PositionMode); -1 before any feed.
+    int64_t lastPosition() const { return lastPosition_; }
 
 private:
     int pickToken(const GenerateOptions& o);
@@ -122,6 +124,7 @@ private:
     std::vector<int> generated_;
     int pending_ = -1;            // a generated token not yet fed to the model
     int64_t tokensSeen_ = 0;      // T: prompt tokens + fed tokens
+    int64_t lastPosition_ = -1;
     std::mt19937_64 rng_;
     std::atomic<bool> cancel_{false};
     SessionStats stats_;

@@ -10,6 +10,7 @@
 
 #include "common/paths.h"
 #include "engine/common/error.h"
+#include "engine/kv/policy_factory.h"
 #include "engine/session.h"
 
 using namespace pkv;
@@ -189,6 +190,35 @@ private slots:
         QVERIFY(weights.resize(weights.size() / 2));
         const QString msg = errorOf([&] { LlavaModel::load(pkvtest::str(dir.path())); });
         QVERIFY2(msg.contains("model.safetensors"), qPrintable(msg));
+    }
+
+    // RoPE positions of new tokens: absolute by default, layer 0's cache length in the reference's
+    // mode (spec 1.7) — the same thing until a policy shortens layer 0.
+    void positionModes() {
+        PolicySpec spec;
+        spec.method = "prefixkv";
+        spec.budget = Budget::keptPercent(50);
+        for (PositionMode mode : {PositionMode::Absolute, PositionMode::LayerZeroLength}) {
+            Session s(model_);
+            s.setPolicy(makePolicy(spec, 3));
+            s.setPositionMode(mode);
+            s.prefill(goldenPrompt(), &image_);
+            const int64_t n = s.stats().promptTokens;
+            const int64_t layer0 = s.cache()->length(0);
+            QVERIFY(layer0 < n);
+            s.feed(5);
+            QCOMPARE(s.lastPosition(), mode == PositionMode::Absolute ? n : layer0);
+        }
+        Session full(model_), faithful(model_);
+        faithful.setPositionMode(PositionMode::LayerZeroLength);
+        full.prefill(goldenPrompt(), &image_);
+        faithful.prefill(goldenPrompt(), &image_);
+        for (int t : {5, 9, 11}) {
+            full.feed(t);
+            faithful.feed(t);
+        }
+        QCOMPARE(faithful.lastPosition(), full.lastPosition());
+        QCOMPARE(faithful.logits(), full.logits());
     }
 
     void samplingIsSeeded() {
