@@ -78,8 +78,8 @@ void PrefixKvPolicy::afterPrefill(KvCache& cache, const PrefillContext& ctx) {
             throw Error("Layer " + std::to_string(l) + " of the KV cache holds " + std::to_string(cache.length(l)) +
                         " entries after a prefill of " + std::to_string(n) + " tokens.");
 
-    promptLength_ = n;
     planLayers(importance, n);
+    promptLength_ = n;
     index_.clear();
     keptAfterPrefill_.clear();
     for (int l = 0; l < cache.numLayers(); ++l) {

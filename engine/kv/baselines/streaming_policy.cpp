@@ -30,7 +30,7 @@ void StreamingPolicy::dropOldest(KvCache& cache, int64_t forget) const {
         // EC slices [0, s) + [s + forget, len): the sink always stays, so no layer empties.
         const int64_t resume = std::min(sink + forget, length);
         if (resume == sink) continue;
-        std::vector<int64_t> kept(size_t(sink));
+        std::vector<int64_t> kept(static_cast<size_t>(sink));
         std::iota(kept.begin(), kept.end(), 0);
         for (int64_t i = resume; i < length; ++i) kept.push_back(i);
         cache.gather(l, kept);
