@@ -53,8 +53,8 @@ public:
     std::vector<int> argmaxRows(const Tensor& x);
 
 private:
-    // Copies `count` floats at device address `src` into host memory through pinned staging.
-    void downloadFloats(const float* src, int64_t count, float* host) const;
+    // Copies `bytes` at device address `src` into host memory through pinned staging.
+    void downloadBytes(const void* src, int64_t bytes, void* host) const;
     const float* invFrequencies(float theta, int headDim);
 
     std::shared_ptr<DeviceContext> ctx_;

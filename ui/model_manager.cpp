@@ -1,0 +1,173 @@
+#include "ui/model_manager.h"
+
+#include <QComboBox>
+#include <QDialogButtonBox>
+#include <QDir>
+#include <QFileDialog>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSettings>
+#include <QStandardPaths>
+#include <QVBoxLayout>
+
+#include "engine/common/error.h"
+#include "engine/io/model_folder.h"
+#include "ui/hub_downloader.h"
+#include "ui/model_summary.h"
+
+namespace pkvui {
+
+QStringList ModelManagerDialog::recentModels() { return QSettings().value("recentModels").toStringList(); }
+
+void ModelManagerDialog::rememberModel(const QString& dir) {
+    QStringList l = recentModels();
+    l.removeAll(dir);
+    l.prepend(dir);
+    while (l.size() > 8) l.removeLast();
+    QSettings().setValue("recentModels", l);
+}
+
+ModelManagerDialog::ModelManagerDialog(QWidget* parent) : QDialog(parent) {
+    setWindowTitle("Models");
+    resize(620, 520);
+    auto* open = new QPushButton("Open model folder…");
+    auto* demo = new QPushButton("Embedded demo model");
+    recent_ = new QListWidget;
+    recent_->setMaximumHeight(110);
+    summary_ = new QLabel;
+    summary_->setObjectName("modelSummary");
+    summary_->setWordWrap(true);
+    summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    error_ = new QLabel;
+    error_->setObjectName("modelError");
+    error_->setWordWrap(true);
+    error_->setStyleSheet("color:#c62828");
+    device_ = new QComboBox;
+    device_->addItems({"Auto (CUDA when usable)", "CPU", "CUDA"});
+    load_ = new QPushButton("Load");
+    load_->setEnabled(false);
+
+    hubModel_ = new QComboBox;
+    for (const KnownModel& m : knownHubModels()) hubModel_->addItem(m.repo + " — " + m.description, m.repo);
+    hubDest_ = new QLineEdit(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + "/models");
+    download_ = new QPushButton("Download");
+    cancelDownload_ = new QPushButton("Cancel");
+    cancelDownload_->setEnabled(false);
+    downloadBar_ = new QProgressBar;
+    downloadStatus_ = new QLabel;
+    downloadStatus_->setWordWrap(true);
+    downloader_ = new HubDownloader(this);
+
+    auto* top = new QHBoxLayout;
+    top->addWidget(open);
+    top->addWidget(demo);
+    top->addStretch();
+    auto* hub = new QGroupBox("Download from the Hugging Face hub (resumable, sha256-checked)");
+    auto* hubLayout = new QVBoxLayout(hub);
+    hubLayout->addWidget(hubModel_);
+    auto* destRow = new QHBoxLayout;
+    destRow->addWidget(new QLabel("Into"));
+    destRow->addWidget(hubDest_, 1);
+    destRow->addWidget(download_);
+    destRow->addWidget(cancelDownload_);
+    hubLayout->addLayout(destRow);
+    hubLayout->addWidget(downloadBar_);
+    hubLayout->addWidget(downloadStatus_);
+    auto* bottom = new QHBoxLayout;
+    bottom->addWidget(new QLabel("Device"));
+    bottom->addWidget(device_);
+    bottom->addStretch();
+    auto* close = new QPushButton("Close");
+    bottom->addWidget(load_);
+    bottom->addWidget(close);
+    auto* v = new QVBoxLayout(this);
+    v->addLayout(top);
+    v->addWidget(new QLabel("Recent models"));
+    v->addWidget(recent_);
+    v->addWidget(summary_, 1);
+    v->addWidget(error_);
+    v->addWidget(hub);
+    v->addLayout(bottom);
+
+    connect(open, &QPushButton::clicked, this, [this] {
+        const QString d = QFileDialog::getExistingDirectory(this, "llava-hf model folder");
+        if (!d.isEmpty()) inspect(d);
+    });
+    connect(demo, &QPushButton::clicked, this, [this] {
+        emit loadRequested({}, true, device_->currentIndex());
+        accept();
+    });
+    connect(recent_, &QListWidget::currentTextChanged, this, [this](const QString& d) {
+        if (!d.isEmpty()) inspect(d);
+    });
+    connect(load_, &QPushButton::clicked, this, [this] {
+        rememberModel(candidate_);
+        emit loadRequested(candidate_, false, device_->currentIndex());
+        accept();
+    });
+    connect(close, &QPushButton::clicked, this, &QDialog::reject);
+    connect(download_, &QPushButton::clicked, this, [this] {
+        const QString repo = hubModel_->currentData().toString();
+        const QString dest = hubDest_->text() + "/" + repo.section('/', 1);
+        download_->setEnabled(false);
+        cancelDownload_->setEnabled(true);
+        downloadStatus_->setText("Listing " + repo + "…");
+        downloader_->start(repo, dest);
+    });
+    connect(cancelDownload_, &QPushButton::clicked, downloader_, &HubDownloader::cancel);
+    connect(downloader_, &HubDownloader::progress, this, [this](qint64 done, qint64 total, const QString& file) {
+        downloadBar_->setRange(0, 1000);
+        downloadBar_->setValue(total > 0 ? int(1000.0 * double(done) / double(total)) : 0);
+        downloadStatus_->setText(QString("%1 — %2 of %3").arg(file, formatBytes(double(done)), formatBytes(double(total))));
+    });
+    auto done = [this] {
+        download_->setEnabled(true);
+        cancelDownload_->setEnabled(false);
+    };
+    connect(downloader_, &HubDownloader::finished, this, [this, done](const QString& dir) {
+        done();
+        downloadStatus_->setText("Downloaded into " + dir + ".");
+        inspect(dir);
+    });
+    connect(downloader_, &HubDownloader::failed, this, [this, done](const QString& s) {
+        done();
+        downloadStatus_->setText(s);
+    });
+    connect(downloader_, &HubDownloader::cancelled, this, [this, done] {
+        done();
+        downloadStatus_->setText("Download cancelled; the partial files stay and the next download resumes them.");
+    });
+    refreshRecent();
+}
+
+void ModelManagerDialog::refreshRecent() {
+    recent_->clear();
+    recent_->addItems(recentModels());
+}
+
+bool ModelManagerDialog::inspect(const QString& dir) {
+    candidate_.clear();
+    load_->setEnabled(false);
+    try {
+        auto folder = pkv::ModelFolder::open(dir.toStdString());
+        summary_->setText(describeSummary(summarizeFolder(*folder, false)));
+        error_->clear();
+        candidate_ = dir;
+        load_->setEnabled(true);
+        return true;
+    } catch (const pkv::Error& e) {
+        summary_->clear();
+        error_->setText(QString::fromStdString(e.what()));
+        return false;
+    }
+}
+
+QString ModelManagerDialog::summaryText() const { return summary_->text(); }
+QString ModelManagerDialog::errorText() const { return error_->text(); }
+
+}  // namespace pkvui
