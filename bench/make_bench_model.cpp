@@ -431,7 +431,7 @@ int main(int argc, char** argv) {
         else if (a == "--dtype") dtypeName = v;
         else if (a == "--out") outDir = v;
         else if (a == "--tokenizer") tokenizer = v;
-        else if (a == "--seed") seed = std::stoull(v);
+        else if (a == "--seed") seed = std::strtoull(v.c_str(), nullptr, 10);
         else return usage(("unknown option " + a).c_str());
     }
     const Shape* shape = nullptr;

@@ -22,7 +22,14 @@ namespace {
 // prompt are hundreds of MiB; pinning that much host memory would hurt the rest of the system).
 constexpr int64_t kStagingBytes = 64LL * 1024 * 1024;
 
-std::string shape(const Tensor& t) { return "[" + std::to_string(t.rows()) + ", " + std::to_string(t.cols()) + "]"; }
+std::string shape(const Tensor& t) {
+    std::string s = "[";  // appended piecewise: GCC 12 misreports "literal" + std::string (bug 105651)
+    s += std::to_string(t.rows());
+    s += ", ";
+    s += std::to_string(t.cols());
+    s += "]";
+    return s;
+}
 
 // Shape mismatches are programming errors of the caller (the model code), not user errors.
 void require(bool ok, const std::string& what) {
@@ -92,15 +99,11 @@ Weight CudaBackend::weight(const TensorView& view, int64_t rows, int64_t cols) {
     if (rows < 0 || cols < 0 || bytes > int64_t(view.nbytes))
         throw Error("Weight " + view.name + " in " + view.file + " holds " + std::to_string(view.nbytes) +
                     " bytes, fewer than its " + std::to_string(rows) + " x " + std::to_string(cols) + " shape needs.");
-    auto it = weights_.find(view.data);
-    if (it != weights_.end() && it->second.rows == rows && it->second.cols == cols) return it->second;
     void* p = ctx_->allocatePersistent(bytes, "weight " + view.name);
     weightBlocks_.push_back(p);
     weightBytes_ += bytes;
     if (bytes > 0) PKV_CUDA_CHECK(cudaMemcpyAsync(p, view.data, size_t(bytes), cudaMemcpyHostToDevice, ctx_->stream()));
-    const Weight w{p, view.dtype, rows, cols};
-    weights_[view.data] = w;
-    return w;
+    return Weight{p, view.dtype, rows, cols};
 }
 
 std::unique_ptr<KvCache> CudaBackend::createKvCache(int numLayers, int entryWidth) {

@@ -62,7 +62,8 @@ private:
     // Scratch reused across calls (stream order makes reuse safe).
     DeviceBuffer gemmScratch_, idsScratch_, positionsScratch_, splitScratch_, lseScratch_, probeScratch_,
         importanceScratch_, windowScratch_, argmaxScratch_;
-    std::map<const void*, Weight> weights_;  // by host address: a tensor shared by two names uploads once
+    // Every upload is its own block: model code asks once per tensor (tied embeddings reuse the
+    // Weight), and keying by host address would go stale if a caller's host memory were reused.
     std::vector<void*> weightBlocks_;
     int64_t weightBytes_ = 0;
     std::map<std::pair<float, int>, DeviceBuffer> invFreq_;  // by (theta, headDim)

@@ -24,6 +24,11 @@ DeviceContext::DeviceContext() {
     PKV_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = prop.name;
     multiprocessors_ = prop.multiProcessorCount;
+    // The kernels are built for sm_80 and newer (bf16 conversions, 99 KiB of shared memory);
+    // an older device would only fail at the first launch.
+    if (prop.major < 8)
+        throw Error("The CUDA device " + name_ + " has compute capability " + std::to_string(prop.major) + "." +
+                    std::to_string(prop.minor) + "; the CUDA backend needs 8.0 (Ampere) or newer.");
     PKV_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     try {
         PKV_CUBLAS_CHECK(cublasCreate(&blas_));

@@ -249,6 +249,7 @@ void BatchDialog::start() {
                               .arg(r.policies.size()).arg(r.outDir));
     progress_->setValue(0);
     setRunning(true);
+    worker_->armForRequest();
     emit requestBatch(r);
 }
 
@@ -266,7 +267,7 @@ void BatchDialog::showResults(const QString& outDir) {
         showError(QString::fromStdString(e.what()));
         return;
     }
-    const nlohmann::json rows = summary.is_array() ? summary : summary.value("policies", nlohmann::json::array());
+    const nlohmann::json& rows = summary;  // one object per policy, in run order
     const QStringList headers{"policy", "samples", "PPL", "ROUGE-L", "ROUGE-L (textbook)", "KV MiB", "kept"};
     table_->clear();
     table_->setColumnCount(int(headers.size()));

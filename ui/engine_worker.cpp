@@ -48,6 +48,11 @@ std::vector<int> withoutEos(std::vector<int> ids, int eos) {
 EngineWorker::EngineWorker(QObject* parent) : QObject(parent) { registerEngineTypes(); }
 EngineWorker::~EngineWorker() = default;
 
+void EngineWorker::armForRequest() {
+    stop_.store(false);
+    loadCancel_.store(false);
+}
+
 void EngineWorker::requestStop() {
     stop_.store(true);
     if (pkv::Session* s = active_.load()) s->requestCancel();
@@ -56,7 +61,6 @@ void EngineWorker::requestStop() {
 void EngineWorker::requestLoadCancel() { loadCancel_.store(true); }
 
 void EngineWorker::loadModel(const QString& dir, bool demo, int device) {
-    loadCancel_.store(false);
     try {
         pkv::LoadOptions options;
         options.device = pkv::DeviceChoice(device);
@@ -105,7 +109,6 @@ PrefillInfo EngineWorker::describePrefill() const {
 }
 
 void EngineWorker::run(const RunRequest& request) {
-    stop_.store(false);
     if (!model_) {
         emit runFailed("No model is loaded yet: open a model folder or wait for the demo model.");
         return;
@@ -142,7 +145,6 @@ void EngineWorker::run(const RunRequest& request) {
 }
 
 void EngineWorker::rerunCompressed(const pkv::PolicySpec& policy) {
-    stop_.store(false);
     if (!base_) {
         emit runFailed("There is no previous answer to re-run: press Generate first.");
         return;
@@ -308,7 +310,6 @@ void EngineWorker::compare(const std::vector<int>& fullIds, const QString& fullT
 }
 
 void EngineWorker::runBatch(const BatchRequest& request) {
-    stop_.store(false);
     if (!model_) {
         emit batchFailed("No model is loaded yet: open a model folder first.");
         return;

@@ -31,6 +31,9 @@ public:
     explicit EngineWorker(QObject* parent = nullptr);
     ~EngineWorker() override;
 
+    // Thread-safe. Clears both flags; the GUI calls it before it queues a request, so a Stop or
+    // Cancel pressed before the worker picks the request up is still honoured.
+    void armForRequest();
     // Thread-safe: stop the current run (within one token) or the current batch.
     void requestStop();
     void requestLoadCancel();

@@ -307,6 +307,7 @@ void MainWindow::loadModel(const QString& dir, bool demo, int device) {
     loadBar_->setVisible(true);
     cancelLoad_->setVisible(true);
     showMessage(demo ? "Loading the embedded demo model…" : "Loading " + dir + "…", false);
+    worker_->armForRequest();
     emit requestLoad(dir, demo, device);
 }
 
@@ -346,6 +347,7 @@ void MainWindow::generate() {
     rerunPending_ = false;
     message_->clear();
     setBusy(true);
+    worker_->armForRequest();
     emit requestRun(r);
 }
 
@@ -358,6 +360,7 @@ void MainWindow::rerunCompressed() {
         return;
     }
     setBusy(true);
+    worker_->armForRequest();
     emit requestRerun(lastRequest_.policy);
 }
 

@@ -7,6 +7,7 @@
 
 #include "ui/engine_types.h"
 #include "ui/history.h"
+#include "ui/image_view.h"
 
 class QLabel;
 class QPlainTextEdit;

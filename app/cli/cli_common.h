@@ -25,5 +25,8 @@ double doubleOption(const QCommandLineParser& p, const QString& name, double lo,
 int runGenerate(const QStringList& args);
 int runInfo(const QStringList& args);
 int runBench(const QStringList& args);
+int runEval(const QStringList& args);
+int runScore(const QStringList& args);
+int runProfile(const QStringList& args);
 
 }  // namespace pkvcli

@@ -13,6 +13,9 @@ const char* kUsage =
     "  generate   answer an instruction about an image, streaming the answer\n"
     "  info       summarise a model folder and estimate its memory\n"
     "  bench      measure speed and memory on a model beside this machine's limits\n"
+    "  eval       PPL and ROUGE-L of compression methods over a dataset (resumable; 'eval merge')\n"
+    "  profile    estimate PrefixKV's per-layer budgets on calibration samples\n"
+    "  score      ROUGE-L of text files ('score rouge') or PPL of a dataset ('score ppl')\n"
     "\n"
     "Run 'prefixkv <command> --help' for the options of a command.\n"
     "Without --model, the embedded demo model (random weights, meaningless output) is used.\n";
@@ -36,6 +39,9 @@ int main(int argc, char** argv) {
     if (command == "generate") return pkvcli::runGenerate(args);
     if (command == "info") return pkvcli::runInfo(args);
     if (command == "bench") return pkvcli::runBench(args);
+    if (command == "eval") return pkvcli::runEval(args);
+    if (command == "profile") return pkvcli::runProfile(args);
+    if (command == "score") return pkvcli::runScore(args);
     std::fprintf(stderr, "prefixkv: unknown command \"%s\".\n\n%s", qPrintable(command), kUsage);
     return pkvcli::Usage;
 }

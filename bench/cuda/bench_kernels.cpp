@@ -139,13 +139,13 @@ int main(int argc, char** argv) {
         report("rmsNorm [2048, 4096]", timeMs(be, [&] { be.rmsNorm(x, g, 1e-5f, y); }), Bound::Memory, 2.0 * N * D * 4, peaks);
         report("layerNorm [2048, 4096]", timeMs(be, [&] { be.layerNorm(x, g, g, 1e-5f, y); }), Bound::Memory,
                2.0 * N * D * 4, peaks);
-        std::vector<int64_t> positions(size_t(N));
+        std::vector<int64_t> positions(static_cast<size_t>(N));
         std::iota(positions.begin(), positions.end(), 0);
         report("rope [2048, 32 x 128]", timeMs(be, [&] { be.rope(y, int(H), int(d), positions, 10000.f); }), Bound::Memory,
                2.0 * N * D * 4, peaks);
         report("siluMul [2048, 11008]", timeMs(be, [&] { be.siluMul(gate, upAct, mid); }), Bound::Memory, 3.0 * N * F * 4, peaks);
         report("add [2048, 4096]", timeMs(be, [&] { be.add(y, x); }), Bound::Memory, 3.0 * N * D * 4, peaks);
-        std::vector<int> ids(size_t(N));
+        std::vector<int> ids(static_cast<size_t>(N));
         for (int& id : ids) id = int(rng() % V);
         report("embedRows 2048 of [32064, 4096] f16", timeMs(be, [&] { be.embedRows(table, ids, y); }), Bound::Memory,
                double(N) * D * (2 + 4), peaks);

@@ -156,7 +156,11 @@ public:
 
         for (size_t k = 0; k < mine_.size() && !report_.cancelled; ++k) {
             progress_.sample = int(k);
-            runSample(mine_[k]);
+            try {
+                runSample(mine_[k]);
+            } catch (const Error& e) {
+                throw Error(data_.file + ", item " + data_.samples[size_t(mine_[k])].id + ": " + e.what());
+            }
         }
         writeSummary(dir_.string());
         return report_;
@@ -272,8 +276,6 @@ private:
         } catch (const Cancelled&) {
             report_.cancelled = true;
             return false;
-        } catch (const Error& e) {
-            throw Error(data_.file + ", item " + sample.id + ": " + e.what());
         }
         PerplexityPool pool;
         pool.add(nll);

@@ -64,7 +64,8 @@ EvalReport runEvaluation(std::shared_ptr<LlavaModel> model, const Dataset& data,
 // different results for the same (sample, policy).
 void mergeEvaluations(const std::vector<std::string>& shardDirs, const std::string& outDir);
 
-// Python's str.strip(): the reference strips decoded generations.
+// Python's str.strip() for ASCII whitespace (the reference strips decoded generations); Unicode
+// spaces at the ends, which LLaMA decoding does not produce, are kept.
 std::string stripWhitespace(const std::string& text);
 
 }  // namespace pkv

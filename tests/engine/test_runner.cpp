@@ -11,6 +11,7 @@
 
 #include "common/paths.h"
 #include "engine/common/error.h"
+#include "engine/eval/policy_grid.h"
 #include "engine/eval/results.h"
 #include "engine/eval/runner.h"
 
@@ -220,6 +221,20 @@ private slots:
         QVERIFY(errorOf([&] { mergeEvaluations({dir("grow"), dir("nothing")}, dir("z")); }).contains("no run.json"));
     }
 
+    // A sample that cannot be scored stops the run with a sentence naming it; earlier ones stay.
+    void sampleErrorsNameTheItem() {
+        QFile f(tmp_.filePath("long.json"));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(("[{\"image\": \"chelsea.jpg\", \"question\": \"q\", \"answer\": \"a\"},"
+                 " {\"image\": \"coffee.jpg\", \"question\": \"q\", \"answer\": \"" +
+                 QByteArray("word ").repeated(200) + "\"}]").constData());
+        f.close();
+        const Dataset d = loadDataset(pkvtest::str(tmp_.filePath("long.json")), data_.imageDir);
+        const QString msg = errorOf([&] { runEvaluation(model_, d, dir("long"), options()); });
+        QVERIFY2(msg.contains("long.json, item 1") && msg.contains("context holds 256"), qPrintable(msg));
+        QCOMPARE(int(readJsonLines(dir("long") + "/results.jsonl").size()), kPolicies);
+    }
+
     void policyKeys() {
         PolicySpec s;
         QCOMPARE(policyKey(s), std::string("full"));
@@ -231,6 +246,19 @@ private slots:
         s.profilePath = "/x/prefixkv_llava-v1.5-7b_0.8.json";
         QCOMPARE(policyKey(s), std::string("prefixkv_profile-prefixkv_llava-v1.5-7b_0.8"));
         QCOMPARE(stripWhitespace("  a b </s>\n"), std::string("a b </s>"));
+    }
+
+    void grid() {
+        QCOMPARE(parseKeepList(" 10,20% ,50"), (std::vector<double>{10, 20, 50}));
+        QVERIFY(errorOf([] { parseKeepList("10,abc"); }).contains("\"abc\""));
+        QVERIFY(errorOf([] { parseKeepList("150"); }).contains("(0, 100]"));
+        const std::vector<PolicySpec> g = policyGrid({"full", "prefixkv", "uniform"}, {10, 50});
+        QCOMPARE(g.size(), size_t(5));  // full once, whatever the budgets
+        QCOMPARE(policyKey(g[0]), std::string("full"));
+        QCOMPARE(policyKey(g[2]), std::string("prefixkv_50"));
+        QCOMPARE(policyKey(g[3]), std::string("uniform_10"));
+        QCOMPARE(policyGrid({"prefixkv"}, {10, 50}, true, "/p/conf.json").size(), size_t(1));
+        QVERIFY(errorOf([] { policyGrid({"nope"}, {10}); }).contains("known methods"));
     }
 };
 

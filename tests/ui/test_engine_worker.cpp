@@ -1,0 +1,181 @@
+// The engine worker on its own thread: both sides stream from one prefill, Stop is honoured
+// within one token, a re-run reuses the prefill, and load failures and cancels are reported.
+#include <QTemporaryDir>
+#include <QThread>
+#include <QtTest>
+
+#include "engine/common/error.h"
+#include "ui/engine_worker.h"
+#include "ui_test_support.h"
+
+using namespace pkvui;
+
+class TestEngineWorker : public QObject {
+    Q_OBJECT
+    QThread thread_;
+    EngineWorker* worker_ = nullptr;
+    std::shared_ptr<pkv::LlavaModel> model_;
+    std::shared_ptr<const pkv::RgbImage> image_;
+
+    void load(const QString& dir) {
+        worker_->armForRequest();
+        QMetaObject::invokeMethod(worker_, [this, dir] { worker_->loadModel(dir, false, int(pkv::DeviceChoice::Cpu)); },
+                                  Qt::QueuedConnection);
+    }
+    RunRequest request(int maxNew, bool compareFull) const {
+        RunRequest r;
+        r.instruction = "What is in this picture?";
+        r.image = image_;
+        r.policy = uitest::prefixKv(40);
+        r.compareFull = compareFull;
+        r.maxNewTokens = maxNew;
+        r.stopAtEos = false;  // random weights may end at once; the tests need a stream
+        return r;
+    }
+    void run(const RunRequest& r) {
+        worker_->armForRequest();
+        QMetaObject::invokeMethod(worker_, [this, r] { worker_->run(r); }, Qt::QueuedConnection);
+    }
+
+private slots:
+    void initTestCase() {
+        registerEngineTypes();
+        worker_ = new EngineWorker;
+        worker_->moveToThread(&thread_);
+        connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
+        thread_.start();
+        QSignalSpy loaded(worker_, &EngineWorker::modelLoaded);
+        load(uitest::tinyModelDir());
+        QVERIFY(loaded.wait(30000));
+        QCOMPARE(loaded.first().first().value<ModelSummary>().layers, 3);
+        model_ = pkv::LlavaModel::load(pkvtest::str(uitest::tinyModelDir()), {pkv::DeviceChoice::Cpu});
+        image_ = std::make_shared<const pkv::RgbImage>(pkv::decodeImageFile(pkvtest::str(uitest::fixtureImagePath())));
+    }
+
+    void cleanupTestCase() {
+        thread_.quit();
+        thread_.wait();
+    }
+
+    // Both panes receive tokens, alternating, and each side's tokens are exactly what a plain
+    // engine run with the same settings generates: the fork + policy path changes nothing.
+    void bothSidesStreamFromOnePrefill() {
+        QSignalSpy steps(worker_, &EngineWorker::stepped);
+        QSignalSpy sides(worker_, &EngineWorker::sideFinished);
+        QSignalSpy done(worker_, &EngineWorker::runFinished);
+        QSignalSpy comparison(worker_, &EngineWorker::comparisonReady);
+        const int before = worker_->prefillCount();
+        run(request(12, true));
+        QVERIFY(done.wait(60000));
+        QCOMPARE(done.first().first().toBool(), false);
+        QCOMPARE(worker_->prefillCount(), before + 1);
+
+        std::vector<Side> order;
+        for (const auto& a : steps) {
+            const auto u = a.first().value<StepUpdate>();
+            if (u.step >= 0) order.push_back(u.side);
+        }
+        QCOMPARE(order.size(), size_t(24));
+        for (size_t i = 0; i < order.size(); ++i)  // compressed, full, compressed, full, ...
+            QCOMPARE(int(order[i]), int(i % 2 == 0 ? Side::Compressed : Side::Full));
+
+        QCOMPARE(sides.count(), 2);
+        const auto comp = sides.at(0).first().value<SideResult>();
+        const auto full = sides.at(1).first().value<SideResult>();
+        const auto spec = uitest::prefixKv(40);
+        const auto directComp = uitest::runDirect(model_, "What is in this picture?", image_.get(), &spec, 12, false);
+        const auto directFull = uitest::runDirect(model_, "What is in this picture?", image_.get(), nullptr, 12, false);
+        QCOMPARE(comp.ids, directComp.ids);
+        QCOMPARE(full.ids, directFull.ids);
+        QCOMPARE(comp.stats.layerLengths, directComp.lengths.back());
+
+        // The readouts: ROUGE-L in [0, 1], and a finite PPL of the full answer under both caches.
+        QCOMPARE(comparison.count(), 1);
+        const auto c = comparison.first().first().value<Comparison>();
+        QVERIFY(c.valid);
+        QVERIFY(c.scoredTokens > 0);
+        QVERIFY(std::isfinite(c.pplCompressed) && c.pplCompressed >= 1.0);
+        QVERIFY(std::isfinite(c.pplFull) && c.pplFull >= 1.0);
+    }
+
+    // Stop pressed while tokens stream: at most one more token is produced after the flag is set.
+    void stopEndsWithinOneToken() {
+        QSignalSpy done(worker_, &EngineWorker::runFinished);
+        int atStop = -1;
+        int stepsSeen = 0;
+        auto conn = connect(worker_, &EngineWorker::stepped, this, [&](const StepUpdate& u) {
+            if (u.step < 0) return;
+            ++stepsSeen;
+            if (u.step == 5 && atStop < 0) {
+                worker_->requestStop();
+                atStop = worker_->stepsTaken();
+            }
+        });
+        const int before = worker_->stepsTaken();
+        run(request(150, true));
+        QVERIFY(done.wait(60000));
+        disconnect(conn);
+        QCOMPARE(done.first().first().toBool(), true);
+        QVERIFY(atStop > 0);
+        QVERIFY2(worker_->stepsTaken() <= atStop + 1,
+                 qPrintable(QString("%1 steps after the stop").arg(worker_->stepsTaken() - atStop)));
+        QVERIFY(worker_->stepsTaken() - before < 40);
+    }
+
+    // A re-run with another budget decodes only the compressed side, from the kept prefill.
+    void rerunReusesThePrefill() {
+        QSignalSpy done(worker_, &EngineWorker::runFinished);
+        run(request(10, true));
+        QVERIFY(done.wait(60000));
+        const int prefills = worker_->prefillCount();
+        QSignalSpy sides(worker_, &EngineWorker::sideFinished);
+        QSignalSpy budgets(worker_, &EngineWorker::compressed);
+        const auto spec = uitest::prefixKv(70);
+        worker_->armForRequest();
+        QMetaObject::invokeMethod(worker_, [this, spec] { worker_->rerunCompressed(spec); }, Qt::QueuedConnection);
+        QVERIFY(done.wait(60000));
+        QCOMPARE(worker_->prefillCount(), prefills);
+        QCOMPARE(sides.count(), 1);
+        const auto comp = sides.first().first().value<SideResult>();
+        QCOMPARE(int(comp.side), int(Side::Compressed));
+        QCOMPARE(comp.ids, uitest::runDirect(model_, "What is in this picture?", image_.get(), &spec, 10, false).ids);
+        QVERIFY(budgets.first().first().value<CompressionInfo>().policy.contains("70% kept"));
+    }
+
+    void corruptModelFolderIsReported() {
+        QTemporaryDir dir;
+        QFile f(dir.filePath("config.json"));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("{ not json");
+        f.close();
+        QSignalSpy failed(worker_, &EngineWorker::loadFailed);
+        QSignalSpy okSpy(worker_, &EngineWorker::modelLoaded);
+        QSignalSpy cSpy(worker_, &EngineWorker::loadCancelled);
+        load(dir.path());
+        failed.wait(5000);
+        qDebug() << failed.count() << okSpy.count() << cSpy.count();
+        QVERIFY(failed.first().first().toString().contains("config.json"));
+        // The model loaded before still answers.
+        QSignalSpy done(worker_, &EngineWorker::runFinished);
+        run(request(3, false));
+        QVERIFY(done.wait(60000));
+        QCOMPARE(done.first().first().toBool(), false);
+    }
+
+    void cancelDuringLoad() {
+        QSignalSpy cancelled(worker_, &EngineWorker::loadCancelled);
+        QSignalSpy loaded(worker_, &EngineWorker::modelLoaded);
+        QSignalSpy progress(worker_, &EngineWorker::loadProgress);
+        // Cancel from inside the first progress report, i.e. while the load is under way.
+        auto conn = connect(worker_, &EngineWorker::loadProgress, worker_, [this] { worker_->requestLoadCancel(); },
+                            Qt::DirectConnection);
+        load(uitest::tinyModelDir());
+        QVERIFY(cancelled.wait(30000));
+        disconnect(conn);
+        QCOMPARE(loaded.count(), 0);
+        QCOMPARE(progress.count(), 1);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestEngineWorker)
+#include "test_engine_worker.moc"
