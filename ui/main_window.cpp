@@ -12,6 +12,7 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QShortcut>
+#include <QSpinBox>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -67,6 +68,11 @@ void MainWindow::buildUi() {
     stop_ = new QPushButton("Stop");
     stop_->setObjectName("stop");
     stop_->setEnabled(false);
+    maxNew_ = new QSpinBox;
+    maxNew_->setRange(1, 4096);
+    maxNew_->setValue(128);
+    maxNew_->setPrefix("max ");
+    maxNew_->setSuffix(" tokens");
     compression_ = new CompressionPanel;
     modelLabel_ = new QLabel("No model");
     modelLabel_->setObjectName("modelLabel");
@@ -96,6 +102,7 @@ void MainWindow::buildUi() {
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(generate_);
     buttons->addWidget(stop_);
+    buttons->addWidget(maxNew_);
     lv->addLayout(buttons);
     auto* compBox = new QGroupBox("Compression");
     auto* cv = new QVBoxLayout(compBox);
@@ -292,6 +299,7 @@ void MainWindow::setBusy(bool busy) {
 }
 
 void MainWindow::setInstruction(const QString& text) { instruction_->setPlainText(text); }
+void MainWindow::setMaxNewTokens(int n) { maxNew_->setValue(n); }
 QString MainWindow::compressedText() const { return compressedText_; }
 QString MainWindow::fullText() const { return fullText_; }
 QString MainWindow::message() const { return message_->text(); }
@@ -342,6 +350,7 @@ void MainWindow::generate() {
     r.image = image_->image();
     r.imageName = image_->name();
     r.compareFull = compression_->compareFull();
+    r.maxNewTokens = maxNew_->value();
     lastRequest_ = r;
     hasRun_ = true;
     rerunPending_ = false;

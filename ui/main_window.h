@@ -15,6 +15,7 @@ class QProgressBar;
 class QPushButton;
 class QTextEdit;
 class QListWidget;
+class QSpinBox;
 
 namespace pkvui {
 
@@ -45,6 +46,7 @@ public:
     MetricsPanel* metrics() const { return metrics_; }
     const History& history() const { return history_; }
     void setInstruction(const QString& text);
+    void setMaxNewTokens(int n);
     QString compressedText() const;
     QString fullText() const;
     QString message() const;
@@ -86,6 +88,7 @@ private:
     QPlainTextEdit* instruction_;
     QPushButton* generate_;
     QPushButton* stop_;
+    QSpinBox* maxNew_;
     CompressionPanel* compression_;
     QLabel* modelLabel_;
     QProgressBar* loadBar_;

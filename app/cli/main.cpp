@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "app/cli/cli_common.h"
+#include "engine/common/threading.h"
 
 namespace {
 
@@ -23,6 +24,7 @@ const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+    pkv::ensureThreadingEnvironment(argv);
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName("prefixkv");
     QCoreApplication::setApplicationVersion(PKV_VERSION);

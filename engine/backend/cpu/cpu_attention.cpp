@@ -23,7 +23,8 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
     const int threads = omp_get_max_threads();
     std::vector<std::vector<float>> partial(importance ? threads : 0, std::vector<float>(size_t(nk), 0.f));
 
-#pragma omp parallel
+    const bool parallel = nq * H * nk * d >= kMinParallelWork;
+#pragma omp parallel if (parallel)
     {
         std::vector<float> p(static_cast<size_t>(nk));
         float* imp = importance ? partial[size_t(omp_get_thread_num())].data() : nullptr;

@@ -61,7 +61,7 @@ public:
     void rmsNorm(const Tensor& x, const Weight& gamma, float eps, Tensor& y) override {
         const std::vector<float> g = toFloat(gamma);
         const int64_t n = x.cols();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
         for (int64_t r = 0; r < x.rows(); ++r) {
             const float* xr = x.row(r);
             float* yr = y.row(r);
@@ -75,7 +75,7 @@ public:
     void layerNorm(const Tensor& x, const Weight& gamma, const Weight& beta, float eps, Tensor& y) override {
         const std::vector<float> g = toFloat(gamma), b = toFloat(beta);
         const int64_t n = x.cols();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
         for (int64_t r = 0; r < x.rows(); ++r) {
             const float* xr = x.row(r);
             float* yr = y.row(r);
@@ -95,7 +95,7 @@ public:
         const int half = headDim / 2;
         std::vector<float> invFreq(static_cast<size_t>(half));
         for (int i = 0; i < half; ++i) invFreq[size_t(i)] = 1.f / std::pow(theta, float(2 * i) / float(headDim));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
         for (int64_t r = 0; r < x.rows(); ++r) {
             float* xr = x.row(r);
             for (int i = 0; i < half; ++i) {
@@ -115,26 +115,26 @@ public:
         const float* g = gate.data();
         const float* u = up.data();
         float* o = y.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (gate.numel() >= cpu::kMinParallelWork)
         for (int64_t i = 0; i < gate.numel(); ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
     }
 
     void gelu(Tensor& x) override {
         float* p = x.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
         for (int64_t i = 0; i < x.numel(); ++i) p[i] = 0.5f * p[i] * (1.f + std::erf(p[i] * float(M_SQRT1_2)));
     }
 
     void quickGelu(Tensor& x) override {
         float* p = x.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
         for (int64_t i = 0; i < x.numel(); ++i) p[i] = p[i] / (1.f + std::exp(-1.702f * p[i]));
     }
 
     void add(Tensor& x, const Tensor& y) override {
         float* a = x.data();
         const float* b = y.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
         for (int64_t i = 0; i < x.numel(); ++i) a[i] += b[i];
     }
 

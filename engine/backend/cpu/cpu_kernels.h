@@ -9,6 +9,11 @@
 
 namespace pkv::cpu {
 
+// Work (in multiply-adds or elements) below which a loop runs on one thread: waking the team
+// and meeting at its barrier costs more than the loop, and on a busy machine a descheduled
+// team member stalls the others.
+constexpr int64_t kMinParallelWork = 1 << 16;
+
 // dst[0..n) = float(src[0..n)) for weights stored as F32/F16/BF16.
 void convertToFloat(const void* src, DType dtype, int64_t n, float* dst);
 

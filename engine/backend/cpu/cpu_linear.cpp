@@ -2,12 +2,15 @@
 //
 // Decode (few rows of x) is bound by reading W from memory once: each weight row is converted
 // and dotted in one pass, rows split across threads. Prefill (many rows) is bound by arithmetic:
-// W is converted to f32 in panels of rows (never the whole model, at most kPanelBytes at a time)
-// and multiplied by OpenBLAS sgemm, which repacks x once per panel.
+// each thread takes a block of W's rows, converts it to f32 in panels (never the whole model, at
+// most kPanelBytes per thread at a time) and multiplies with single-threaded OpenBLAS sgemm.
+// Threads come from OpenMP alone: OpenBLAS's own pool is set to one thread, because two pools
+// spinning on two cores starve each other (a thousandfold slowdown on a loaded machine).
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <mutex>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
@@ -73,7 +76,7 @@ void linearStreaming(const float* x, int64_t n, const Weight& w, float* y) {
     const int64_t in = w.cols, out = w.rows;
     const size_t elem = dtypeSize(w.dtype);
     const char* base = static_cast<const char*>(w.data);
-#pragma omp parallel
+#pragma omp parallel if (n * out * in >= kMinParallelWork)
     {
         std::vector<float> row(static_cast<size_t>(in));
 #pragma omp for schedule(static)
@@ -96,25 +99,35 @@ void linearStreaming(const float* x, int64_t n, const Weight& w, float* y) {
     }
 }
 
-// Many rows of x: f32 panels of W through sgemm.
+// Many rows of x: each thread multiplies x by its own block of W's rows, in f32 panels.
 void linearGemm(const float* x, int64_t n, const Weight& w, float* y) {
     const int64_t in = w.cols, out = w.rows;
-    if (w.dtype == DType::F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(out), int(in), 1.f, x, int(in),
-                    static_cast<const float*>(w.data), int(in), 0.f, y, int(out));
-        return;
-    }
-    const int64_t panelRows = std::max<int64_t>(1, std::min<int64_t>(out, kPanelBytes / (in * 4)));
-    std::vector<float> panel(size_t(panelRows * in));
     const size_t elem = dtypeSize(w.dtype);
-    for (int64_t r0 = 0; r0 < out; r0 += panelRows) {
-        const int64_t rows = std::min(panelRows, out - r0);
-        const char* src = static_cast<const char*>(w.data) + size_t(r0) * size_t(in) * elem;
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < rows; ++r)
-            convertToFloat(src + size_t(r) * size_t(in) * elem, w.dtype, in, panel.data() + r * in);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(in), 1.f, x, int(in),
-                    panel.data(), int(in), 0.f, y + r0, int(out));
+    static std::once_flag blasThreads;
+    std::call_once(blasThreads, [] { openblas_set_num_threads(1); });
+#pragma omp parallel if (n * out * in >= kMinParallelWork)
+    {
+        const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+        // Blocks are multiples of 16 rows so every thread's sgemm gets whole kernel tiles.
+        const int64_t per = ((out + threads - 1) / threads + 15) / 16 * 16;
+        const int64_t begin = std::min(out, t * per), end = std::min(out, begin + per);
+        if (w.dtype == DType::F32) {
+            if (end > begin)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(end - begin), int(in), 1.f, x,
+                            int(in), static_cast<const float*>(w.data) + begin * in, int(in), 0.f, y + begin,
+                            int(out));
+        } else {
+            const int64_t panelRows =
+                std::max<int64_t>(1, std::min<int64_t>(end - begin, kPanelBytes / threads / (in * 4)));
+            std::vector<float> panel(size_t(panelRows * in));
+            for (int64_t r0 = begin; r0 < end; r0 += panelRows) {
+                const int64_t rows = std::min(panelRows, end - r0);
+                convertToFloat(static_cast<const char*>(w.data) + size_t(r0) * size_t(in) * elem, w.dtype,
+                               rows * in, panel.data());
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(in), 1.f, x, int(in),
+                            panel.data(), int(in), 0.f, y + r0, int(out));
+            }
+        }
     }
 }
 
