@@ -86,18 +86,26 @@ void ImageView::dragEnterEvent(QDragEnterEvent* e) {
 }
 
 void ImageView::dropEvent(QDropEvent* e) {
-    const QMimeData* m = e->mimeData();
-    if (m->hasImage()) {
-        setImage(qvariant_cast<QImage>(m->imageData()), "dropped image");
-    } else if (m->hasUrls() && !m->urls().isEmpty()) {
-        const QUrl url = m->urls().first();
-        if (!url.isLocalFile()) {
-            emit imageRejected("Only local image files can be dropped, not " + url.toString() + ".");
-            return;
-        }
-        loadFile(url.toLocalFile());
-    }
+    takeMimeData(e->mimeData());
     e->acceptProposedAction();
+}
+
+bool ImageView::takeMimeData(const QMimeData* m) {
+    if (m->hasImage()) {
+        const QImage img = qvariant_cast<QImage>(m->imageData());
+        setImage(img, "dropped image");
+        return !img.isNull();
+    }
+    if (!m->hasUrls() || m->urls().isEmpty()) {
+        emit imageRejected("What was dropped is neither an image nor an image file.");
+        return false;
+    }
+    const QUrl url = m->urls().first();
+    if (!url.isLocalFile()) {
+        emit imageRejected("Only local image files can be dropped, not " + url.toString() + ".");
+        return false;
+    }
+    return loadFile(url.toLocalFile());
 }
 
 }  // namespace pkvui

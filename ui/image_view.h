@@ -6,6 +6,8 @@
 #include <QLabel>
 #include <memory>
 
+class QMimeData;
+
 #include "engine/io/image.h"
 
 namespace pkvui {
@@ -18,6 +20,8 @@ public:
     bool loadFile(const QString& path);
     void setImage(const QImage& image, const QString& name);
     void clearImage();
+    // What a drop or a paste delivers: an image, or a local image file; false when rejected.
+    bool takeMimeData(const QMimeData* mime);
     std::shared_ptr<const pkv::RgbImage> image() const { return image_; }
     QString name() const { return name_; }
 

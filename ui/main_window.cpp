@@ -194,7 +194,7 @@ void MainWindow::buildMenus() {
         if (!f.isEmpty()) image_->loadFile(f);
     });
     file->addAction("&Paste image", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_V), this,
-                    [this] { image_->setImage(QApplication::clipboard()->image(), "pasted image"); });
+                    [this] { image_->takeMimeData(QApplication::clipboard()->mimeData()); });
     file->addAction("&Clear image", this, [this] { image_->clearImage(); });
     file->addSeparator();
     file->addAction("&Models…", this, [this] {

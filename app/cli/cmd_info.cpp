@@ -5,12 +5,24 @@
 
 #include "app/cli/cli_common.h"
 #include "engine/common/error.h"
+#include "engine/backend/registry.h"
 #include "engine/io/model_folder.h"
 
 namespace pkvcli {
 namespace {
 
-double gib(double bytes) { return bytes / double(1ull << 30); }
+// 13.48 GiB, 536.2 KiB: the unit that keeps the number readable.
+std::string human(double bytes) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 4) {
+        bytes /= 1024.0;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
+    return buf;
+}
 
 }  // namespace
 
@@ -19,6 +31,7 @@ int runInfo(const QStringList& args) {
     p.setApplicationDescription("Summarise a llava-hf model folder and estimate the memory a run needs.");
     p.addHelpOption();
     p.addOptions({{"model", "llava-hf model folder (default: the embedded demo model).", "dir"},
+                  {"device", "auto, cpu or cuda: the device a run would use.", "name", "auto"},
                   {"json", "Print one JSON object."}});
     if (!p.parse(args)) return failWith(p.errorText());
     if (p.isSet("help")) {
@@ -40,6 +53,8 @@ int runInfo(const QStringList& args) {
         // one layer's attention scratch; logits are computed for the last row only.
         const double prefillScratch = double(typicalPrompt) * (3.0 * t.intermediateSize + 6.0 * t.hiddenSize) * 4;
         const double weights = double(folder->weightBytes());
+        // Which backend a run would get, and why (a missing GPU is the question users ask most).
+        const std::string device = pkv::chooseBackend(parseDevice(p.value("device")), int64_t(weights)).reason;
         const double typical = weights + kvPerToken * (typicalPrompt + 512) + prefillScratch;
 
         nlohmann::json j = {
@@ -50,6 +65,7 @@ int runInfo(const QStringList& args) {
             {"vision", {{"layers", v.numLayers}, {"layers_run", c.visionLayersToRun()}, {"hidden", v.hiddenSize},
                         {"heads", v.numHeads}, {"image_size", v.imageSize}, {"patch_size", v.patchSize}}},
             {"image_tokens", c.imageTokens()},
+            {"device", device},
             {"weight_bytes", int64_t(weights)},
             {"kv_bytes_per_token", int64_t(kvPerToken)},
             {"estimated_bytes_typical_run", int64_t(typical)},
@@ -67,10 +83,11 @@ int runInfo(const QStringList& args) {
         std::printf("Vision       CLIP ViT, %d of %d layers used, hidden %d, %dx%d px, patch %d -> %d image tokens\n",
                     c.visionLayersToRun(), v.numLayers, v.hiddenSize, v.imageSize, v.imageSize, v.patchSize,
                     c.imageTokens());
-        std::printf("Weights      %.2f GiB on disk, memory-mapped\n", gib(weights));
-        std::printf("KV cache     %.3f MiB per token (f32), %.2f GiB at the full context\n", kvPerToken / (1 << 20),
-                    gib(kvPerToken * t.maxPositions));
-        std::printf("Estimate     %.2f GiB for a %lld-token prompt and 512 new tokens\n", gib(typical),
+        std::printf("Weights      %s on disk, memory-mapped\n", human(weights).c_str());
+        std::printf("Device       %s\n", device.c_str());
+        std::printf("KV cache     %s per token (f32), %s at the full context\n", human(kvPerToken).c_str(),
+                    human(kvPerToken * t.maxPositions).c_str());
+        std::printf("Estimate     %s for a %lld-token prompt and 512 new tokens\n", human(typical).c_str(),
                     (long long)typicalPrompt);
         return Ok;
     } catch (const pkv::Error& e) {

@@ -4,6 +4,9 @@
 
 #include "app/cli/cli_common.h"
 #include "engine/common/threading.h"
+#ifdef PKV_HAVE_CUDA
+#include "cuda/register.h"
+#endif
 
 namespace {
 
@@ -25,6 +28,9 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
     pkv::ensureThreadingEnvironment(argv);
+#ifdef PKV_HAVE_CUDA
+    pkv::cuda::registerBackend();  // --device auto then uses a capable GPU, or says why not
+#endif
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName("prefixkv");
     QCoreApplication::setApplicationVersion(PKV_VERSION);

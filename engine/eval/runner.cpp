@@ -33,7 +33,7 @@ const char* positionModeName(PositionMode m) { return m == PositionMode::Absolut
 
 json keepPercent(const PolicySpec& spec) {
     if (spec.method == "full" || !spec.profilePath.empty() || spec.budget.isTokenCount()) return nullptr;
-    return 100.0 * (1.0 - spec.budget.evictedFraction(1));
+    return 100.0 - 100.0 * spec.budget.evictedFraction(1);  // the inverse of Budget::keptPercent, so 20 stays 20
 }
 
 // The settings a rerun or a merged shard must share; policies and shard may differ.

@@ -101,6 +101,16 @@ private slots:
         QVERIFY2(r.err.contains("pickle"), r.err.constData());
     }
 
+    // Asking for CUDA where it cannot be used fails with the reason, instead of silently using the cpu.
+    void cudaRequestedButUnavailable() {
+        const Run probe = prefixkv({"info", "--model", fixtureModel(), "--json"});
+        const QString device = QJsonDocument::fromJson(probe.out).object()["device"].toString();
+        if (device.startsWith("cuda: ")) QSKIP("a CUDA device is present");
+        const Run r = prefixkv({"generate", "--model", fixtureModel(), "--prompt", "x", "--device", "cuda"});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("CUDA was requested but cannot be used"), r.err.constData());
+    }
+
     void infoJson() {
         const Run r = prefixkv({"info", "--model", fixtureModel(), "--json"});
         QCOMPARE(r.code, 0);
@@ -108,6 +118,7 @@ private slots:
         QCOMPARE(j["text"].toObject()["layers"].toInt(), 3);
         QCOMPARE(j["text"].toObject()["kv_heads"].toInt(), 2);
         QCOMPARE(j["image_tokens"].toInt(), 16);
+        QVERIFY(j["device"].toString().startsWith("cpu: ") || j["device"].toString().startsWith("cuda: "));
         // 3 layers x (K and V) x 2 KV heads x 16 dims x 4 bytes.
         QCOMPARE(j["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 4);
     }
