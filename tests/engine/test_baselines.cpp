@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
@@ -28,6 +29,7 @@
 #include "engine/session.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 
 namespace {
 
@@ -133,14 +135,6 @@ void checkKept(const KvCache& cache, const QJsonValue& golden) {
     }
 }
 
-QString errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromUtf8(e.what());
-    }
-    return {};
-}
 
 std::vector<float> randomScores(std::mt19937& rng, int64_t n) {
     std::uniform_real_distribution<float> u(0.f, 1.f);

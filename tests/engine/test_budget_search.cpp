@@ -3,6 +3,8 @@
 // gives the same numbers.
 #include <QtTest>
 
+#include "common/errors.h"
+
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -13,6 +15,7 @@
 #include "engine/kv/prefixkv_policy.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 using Counts = std::vector<int64_t>;
 
 namespace {
@@ -24,14 +27,6 @@ const std::vector<float> kSteep{64, 32, 16, 8, 4, 2, 1, 1, 0, 0};
 // .9999999999999999 (running sums of 0.1 in double).
 const std::vector<float> kFlat(10, 1.f);
 
-QString message(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromStdString(e.what());
-    }
-    return {};
-}
 
 }  // namespace
 
@@ -173,15 +168,15 @@ private slots:
 
     void rejectsBadImportance() {
         const float nan = std::numeric_limits<float>::quiet_NaN();
-        QString m = message([&] { searchPrefixBudgets({{1, 2, 3}, {1, nan, 3}}, 0.5); });
+        QString m = errorOf([&] { searchPrefixBudgets({{1, 2, 3}, {1, nan, 3}}, 0.5); });
         QVERIFY2(m.contains("layer 1") && m.contains("token 1"), qPrintable(m));
-        m = message([&] { searchPrefixBudgets({{1, 2, std::numeric_limits<float>::infinity()}}, 0.5); });
+        m = errorOf([&] { searchPrefixBudgets({{1, 2, std::numeric_limits<float>::infinity()}}, 0.5); });
         QVERIFY2(m.contains("layer 0") && m.contains("token 2"), qPrintable(m));
-        m = message([&] { searchPrefixBudgets({{1, -2, 3}}, 0.5); });
+        m = errorOf([&] { searchPrefixBudgets({{1, -2, 3}}, 0.5); });
         QVERIFY2(m.contains("token 1"), qPrintable(m));
-        m = message([&] { searchPrefixBudgets({{1, 2, 3}, {1, 2}}, 0.5); });
+        m = errorOf([&] { searchPrefixBudgets({{1, 2, 3}, {1, 2}}, 0.5); });
         QVERIFY2(m.contains("layer 1"), qPrintable(m));
-        m = message([&] { searchPrefixBudgets({{1, 2, 3}}, 1.5); });
+        m = errorOf([&] { searchPrefixBudgets({{1, 2, 3}}, 1.5); });
         QVERIFY2(m.contains("evicted fraction"), qPrintable(m));
     }
 
@@ -266,7 +261,7 @@ private slots:
     void badBudgets() {
         QFETCH(int, kind);
         QFETCH(double, value);
-        const QString m = message([&] {
+        const QString m = errorOf([&] {
             if (kind == 0) Budget::keptPercent(value);
             if (kind == 1) Budget::fromEvictedFraction(value);
             if (kind == 2) Budget::keptTokens(int64_t(value));

@@ -6,26 +6,20 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/eval/dataset.h"
 #include "engine/tokenizer/prompt.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 
 namespace {
 
 std::string evalDir() { return pkvtest::str(pkvtest::sourceDir() + "/resources/eval"); }
 std::string imagesDir() { return pkvtest::str(pkvtest::sourceDir() + "/resources/samples"); }
 
-QString errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromUtf8(e.what());
-    }
-    return {};
-}
 
 const char* kSystem =
     "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, "

@@ -10,12 +10,15 @@
 #include <fstream>
 #include <memory>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/io/image.h"
 #include "engine/io/safetensors.h"
 
 using pkv::RgbImage;
+
+using pkvtest::errorOf;
 
 namespace {
 
@@ -107,14 +110,6 @@ std::vector<uint8_t> concat(std::initializer_list<std::vector<uint8_t>> parts) {
 
 std::vector<uint8_t> bytesOf(const char* s) { return std::vector<uint8_t>(s, s + std::strlen(s)); }
 
-QString errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const pkv::Error& e) {
-        return QString::fromStdString(e.what());
-    }
-    return {};
-}
 
 void writeFile(const QString& path, const std::vector<uint8_t>& bytes) {
     std::ofstream(pkvtest::str(path), std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());

@@ -9,12 +9,15 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/io/model_folder.h"
 
 using pkvtest::str;
 using nlohmann::json;
+
+using pkvtest::errorOf;
 
 namespace {
 
@@ -106,15 +109,6 @@ void writeFile(const QString& path, const QByteArray& bytes) {
     QFile f(path);
     if (!f.open(QIODevice::WriteOnly)) qFatal("cannot write test file");
     f.write(bytes);
-}
-
-QString errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const pkv::Error& e) {
-        return QString::fromStdString(e.what());
-    }
-    return QString();
 }
 
 #define VERIFY_MESSAGE(msg, part) QVERIFY2((msg).contains(part), qPrintable("\"" + (msg) + "\" lacks: " + (part)))

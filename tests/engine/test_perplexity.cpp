@@ -8,6 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/eval/perplexity.h"
@@ -15,6 +16,7 @@
 #include "engine/kv/full_policy.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 
 namespace {
 
@@ -49,14 +51,6 @@ std::vector<float> goldenPixels() {
     return v;
 }
 
-QString errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromUtf8(e.what());
-    }
-    return {};
-}
 
 }  // namespace
 

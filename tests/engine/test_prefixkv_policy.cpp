@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
@@ -23,6 +24,7 @@
 #include "engine/session.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 using Counts = std::vector<int64_t>;
 using Importance = std::vector<std::vector<float>>;
 
@@ -106,14 +108,6 @@ void step(KvPolicy& policy, Backend& be, KvCache& cache, int64_t tokensSeen) {
     policy.afterStep(cache, ctx);
 }
 
-QString message(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromStdString(e.what());
-    }
-    return {};
-}
 
 }  // namespace
 
@@ -300,20 +294,20 @@ private slots:
         importance[2][40] = std::numeric_limits<float>::quiet_NaN();
         auto policy = PrefixKvPolicy::online(Budget::keptPercent(50));
         auto cache = promptCache(*be, 3, 107);
-        QString m = message([&] { policy->afterPrefill(*cache, context(importance)); });
+        QString m = errorOf([&] { policy->afterPrefill(*cache, context(importance)); });
         QVERIFY2(m.contains("layer 2") && m.contains("token 40"), qPrintable(m));
         QCOMPARE(cache->length(0), int64_t(107));  // untouched
 
         const Importance good = goldenImportance();
         auto twoLayers = PrefixKvPolicy::fromFractions({0.5, 0.5});
-        m = message([&] { twoLayers->afterPrefill(*cache, context(good)); });
+        m = errorOf([&] { twoLayers->afterPrefill(*cache, context(good)); });
         QVERIFY2(m.contains("2 per-layer fractions") && m.contains("3 layers"), qPrintable(m));
 
-        m = message([&] { PrefixKvPolicy::fromFractions({0.5, 1.5}); });
+        m = errorOf([&] { PrefixKvPolicy::fromFractions({0.5, 1.5}); });
         QVERIFY2(m.contains("layer 1"), qPrintable(m));
 
         auto fresh = PrefixKvPolicy::online(Budget::keptPercent(50));
-        m = message([&] { step(*fresh, *be, *cache, 108); });
+        m = errorOf([&] { step(*fresh, *be, *cache, 108); });
         QVERIFY2(m.contains("prefilled"), qPrintable(m));
     }
 

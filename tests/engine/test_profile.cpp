@@ -9,23 +9,17 @@
 #include <cmath>
 #include <functional>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/kv/budget_search.h"
 #include "engine/kv/profile.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 
 namespace {
 
-QString message(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromStdString(e.what());
-    }
-    return {};
-}
 
 void writeText(const QString& path, const QByteArray& text) {
     QFile f(path);
@@ -111,8 +105,8 @@ private slots:
     }
 
     void aggregateErrors() {
-        QVERIFY(message([] { aggregateProfile({}); }).contains("no profile samples"));
-        const QString m = message([] { aggregateProfile({{0.1, 0.2}, {0.1}}); });
+        QVERIFY(errorOf([] { aggregateProfile({}); }).contains("no profile samples"));
+        const QString m = errorOf([] { aggregateProfile({{0.1, 0.2}, {0.1}}); });
         QVERIFY2(m.contains("sample 1"), qPrintable(m));
     }
 
@@ -137,21 +131,21 @@ private slots:
         QTemporaryDir tmp;
         const QString path = tmp.filePath("bad_conf.json");
         writeText(path, text);
-        const QString m = message([&] { readProfile(pkvtest::str(path), layers); });
+        const QString m = errorOf([&] { readProfile(pkvtest::str(path), layers); });
         QVERIFY2(m.contains(path) && m.contains(alsoNames), qPrintable(m));
     }
 
     void unreadableFile() {
         QTemporaryDir tmp;
         const QString missing = tmp.filePath("missing.json");
-        QString m = message([&] { readProfile(pkvtest::str(missing)); });
+        QString m = errorOf([&] { readProfile(pkvtest::str(missing)); });
         QVERIFY2(m.contains(missing) && m.contains("Cannot read"), qPrintable(m));
-        m = message([&] { readProfile(pkvtest::str(tmp.path())); });  // a folder
+        m = errorOf([&] { readProfile(pkvtest::str(tmp.path())); });  // a folder
         QVERIFY2(m.contains(tmp.path()), qPrintable(m));
         const QString noDir = tmp.filePath("no/such/dir/p.json");
-        m = message([&] { writeProfile(pkvtest::str(noDir), {0.5}); });
+        m = errorOf([&] { writeProfile(pkvtest::str(noDir), {0.5}); });
         QVERIFY2(m.contains(noDir) && m.contains("Cannot write"), qPrintable(m));
-        m = message([&] { writeProfile(pkvtest::str(tmp.filePath("p.json")), {0.5, 2.0}); });
+        m = errorOf([&] { writeProfile(pkvtest::str(tmp.filePath("p.json")), {0.5, 2.0}); });
         QVERIFY2(m.contains("entry 1"), qPrintable(m));
     }
 
@@ -159,7 +153,7 @@ private slots:
         QTemporaryDir tmp;
         const QString path = tmp.filePath("samples.jsonl");
         writeText(path, "[0.1, 0.2]\n\n[0.1, 7]\n");
-        const QString m = message([&] { readProfileSamples(pkvtest::str(path), 2); });
+        const QString m = errorOf([&] { readProfileSamples(pkvtest::str(path), 2); });
         QVERIFY2(m.contains(path) && m.contains("Line 3") && m.contains("entry 1"), qPrintable(m));
     }
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/eval/policy_grid.h"
@@ -16,6 +17,7 @@
 #include "engine/eval/runner.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 using nlohmann::json;
 
 namespace {
@@ -29,14 +31,6 @@ QByteArray readFile(const QString& path) {
     return f.readAll();
 }
 
-QString errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromUtf8(e.what());
-    }
-    return {};
-}
 
 }  // namespace
 

@@ -8,12 +8,14 @@
 
 #include <thread>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/common/error.h"
 #include "engine/kv/policy_factory.h"
 #include "engine/session.h"
 
 using namespace pkv;
+using pkvtest::errorOf;
 
 namespace {
 
@@ -29,14 +31,6 @@ std::string goldenPrompt() {
 
 RgbImage fixtureImage() { return decodeImageFile(pkvtest::str(pkvtest::fixturesDir() + "/images/model_input.png")); }
 
-QString errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return QString::fromUtf8(e.what());
-    }
-    return {};
-}
 
 }  // namespace
 
