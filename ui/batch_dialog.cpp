@@ -62,7 +62,6 @@ BatchDialog::BatchDialog(EngineWorker* worker, QWidget* parent) : QDialog(parent
     datasetFile_->setPlaceholderText("mm-vet.json or detail_1k.json");
     imageDir_ = new QLineEdit;
     methods_ = new QListWidget;
-    methods_->setMaximumHeight(120);
     for (const std::string& m : pkv::knownMethods()) {
         auto* item = new QListWidgetItem(QString::fromStdString(m), methods_);
         item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
@@ -70,6 +69,7 @@ BatchDialog::BatchDialog(EngineWorker* worker, QWidget* parent) : QDialog(parent
     }
     methods_->setFlow(QListView::LeftToRight);
     methods_->setWrapping(true);
+    methods_->setFixedHeight(2 * methods_->sizeHintForRow(0) + 12);
     budgets_ = new QLineEdit("20, 50");
     budgets_->setToolTip("KV kept, percent, comma-separated");
     samples_ = new QSpinBox;
@@ -131,7 +131,7 @@ BatchDialog::BatchDialog(EngineWorker* worker, QWidget* parent) : QDialog(parent
     leftSplit->addWidget(log_);
     results->addWidget(leftSplit);
     results->addWidget(charts);
-    results->setSizes({520, 560});
+    results->setSizes({640, 520});
 
     auto* v = new QVBoxLayout(this);
     v->addLayout(form);
@@ -285,7 +285,8 @@ void BatchDialog::showResults(const QString& outDir) {
         for (int c = 0; c < cells.size(); ++c) table_->setItem(i, c, new QTableWidgetItem(cells[c]));
         ++i;
     }
-    table_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
+    table_->resizeColumnsToContents();
+    table_->resizeRowsToContents();
     plot(pplChart_, rows, "ppl", "PPL of the reference answer vs KV kept");
     plot(rougeChart_, rows, "rouge_l", "ROUGE-L vs KV kept");
     plot(kvChart_, rows, "kv_mib", "KV cache MiB vs KV kept");

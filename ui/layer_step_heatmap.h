@@ -1,6 +1,7 @@
 #pragma once
-// Heatmap (a): one row per layer, one column per decode step, colour = that layer's cache
-// length after the step, relative to the longest cache seen. Updated as steps arrive.
+// Heatmap (a): one row per layer, one column per decode step, colour = the fraction of the tokens
+// seen so far that the layer's cache still holds after the step (yellow: all, purple: none).
+// Updated as steps arrive; the lengths themselves are kept for hover and tests.
 #include <QWidget>
 #include <cstdint>
 #include <vector>
@@ -13,7 +14,7 @@ public:
     explicit LayerStepHeatmap(QWidget* parent = nullptr);
 
     void reset(int layers);
-    void addStep(const std::vector<int64_t>& layerLengths);
+    void addStep(const std::vector<int64_t>& layerLengths, int64_t tokensSeen);
     int steps() const { return int(columns_.size()); }
     const std::vector<int64_t>& column(int step) const { return columns_.at(size_t(step)); }
     bool exportPng(const QString& path);
@@ -27,8 +28,8 @@ protected:
 private:
     QRect plotRect() const;
     int layers_ = 0;
-    int64_t maxLength_ = 1;
     std::vector<std::vector<int64_t>> columns_;
+    std::vector<int64_t> seen_;
 };
 
 // Blue (small) to yellow (large) for t in [0, 1].

@@ -381,7 +381,7 @@ void MainWindow::onStep(const StepUpdate& u) {
     pane->moveCursor(QTextCursor::End);
     pane->insertPlainText(u.text);
     if (u.step >= 0 && u.side == Side::Compressed) {
-        stepHeatmap_->addStep(u.layerLengths);
+        stepHeatmap_->addStep(u.layerLengths, u.tokensSeen);
         keptMap_->setStep(u.kept, u.tokensSeen, u.tokenText);
     }
     metrics_->addStep(u);

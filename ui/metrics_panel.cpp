@@ -24,13 +24,13 @@ MetricsPanel::MetricsPanel(QWidget* parent) : QWidget(parent) {
     row("kv", "KV memory");
     row("ppl", "PPL of full answer");
     row("rouge", "ROUGE-L");
-    labels_["device"]->setWordWrap(true);
 }
 
 QLabel* MetricsPanel::row(const QString& key, const QString& title) {
     auto* l = new QLabel("—");
     l->setObjectName("metric_" + key);
     l->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    l->setWordWrap(true);
     form_->addRow(title, l);
     labels_[key] = l;
     return l;

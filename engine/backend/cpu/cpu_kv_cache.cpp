@@ -20,6 +20,14 @@ int64_t CpuKvCache::capacity(int layer) const { return int64_t(layers_[size_t(la
 void CpuKvCache::appendData(int layer, const Tensor& k, const Tensor& v) {
     Layer& L = at(layer);
     const size_t add = size_t(k.rows()) * size_t(width_);
+    // Grow by a quarter (at least 64 entries) rather than vector's doubling: a 7B cache holds ~1 MiB
+    // per token, and doubling would leave up to half of it allocated and unused.
+    if (L.k.size() + add > L.k.capacity()) {
+        const size_t entries = size_t(L.length + k.rows());
+        const size_t target = (entries + std::max<size_t>(entries / 4, 64)) * size_t(width_);
+        L.k.reserve(target);
+        L.v.reserve(target);
+    }
     L.k.insert(L.k.end(), k.data(), k.data() + add);
     L.v.insert(L.v.end(), v.data(), v.data() + add);
     L.length += k.rows();
