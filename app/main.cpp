@@ -4,9 +4,17 @@
 #include <QCommandLineParser>
 #include <QIcon>
 
+#include "engine/common/threading.h"
 #include "ui/main_window.h"
+#ifdef PKV_HAVE_CUDA
+#include "cuda/register.h"
+#endif
 
 int main(int argc, char** argv) {
+    pkv::ensureThreadingEnvironment(argv);
+#ifdef PKV_HAVE_CUDA
+    pkv::cuda::registerBackend();  // the device readout then says which device, or why not
+#endif
     QApplication app(argc, argv);
     QApplication::setApplicationName("PrefixKV Studio");
     QApplication::setOrganizationName("PrefixKV");

@@ -40,6 +40,7 @@ void Session::reset() {
     importance_.clear();
     window_.clear();
     windowRows_ = 0;
+    imageBegin_ = imageEnd_ = -1;
     logits_.clear();
     promptLogits_.clear();
     generated_.clear();
@@ -152,17 +153,28 @@ void Session::runPrompt(const PromptTokens& tokens, const Tensor* imageEmbeds) {
     stats_.imageTokens = imageRows;
     stats_.prefillMs = msSince(t0);
 
+    imageBegin_ = imageBegin;
+    imageEnd_ = imageBegin >= 0 ? imageBegin + imageRows : -1;
     // The first answer token is predicted from the full cache (spec 2.4); compression follows.
-    if (policy_) {
-        PrefillContext ctx;
-        ctx.promptLength = n;
-        ctx.importance = &importance_;
-        ctx.window = &window_;
-        ctx.windowRows = windowRows_;
-        ctx.imageBegin = imageBegin;
-        ctx.imageEnd = imageBegin >= 0 ? imageBegin + imageRows : -1;
-        policy_->afterPrefill(*cache_, ctx);
-    }
+    if (policy_) policy_->afterPrefill(*cache_, prefillContext());
+}
+
+PrefillContext Session::prefillContext() const {
+    PrefillContext ctx;
+    ctx.promptLength = stats_.promptTokens;
+    ctx.importance = &importance_;
+    ctx.window = &window_;
+    ctx.windowRows = windowRows_;
+    ctx.imageBegin = imageBegin_;
+    ctx.imageEnd = imageEnd_;
+    return ctx;
+}
+
+void Session::applyPolicyToPrefill() {
+    if (!policy_) return;
+    if (!cache_ || pending_ >= 0 || !generated_.empty() || tokensSeen_ != stats_.promptTokens)
+        throw Error("The KV policy can only compress a cache fresh from its prefill.");
+    policy_->afterPrefill(*cache_, prefillContext());
 }
 
 int64_t Session::nextPosition() const {
@@ -260,6 +272,8 @@ std::unique_ptr<Session> Session::fork() const {
     s->importance_ = importance_;
     s->window_ = window_;
     s->windowRows_ = windowRows_;
+    s->imageBegin_ = imageBegin_;
+    s->imageEnd_ = imageEnd_;
     s->logits_ = logits_;
     s->keepAllLogits_ = keepAllLogits_;
     s->generated_ = generated_;

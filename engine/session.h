@@ -65,6 +65,10 @@ public:
 
     LlavaModel& model() { return *model_; }
     void setPolicy(std::unique_ptr<KvPolicy> policy) { policy_ = std::move(policy); }
+    // Compresses a cache fresh from its prefill with the policy set since: the side-by-side view
+    // prefills once without a policy, forks, and compresses only the fork. Throws pkv::Error once
+    // anything was generated.
+    void applyPolicyToPrefill();
     KvPolicy* policy() { return policy_.get(); }
     void setPositionMode(PositionMode m) { positionMode_ = m; }
 
@@ -98,6 +102,8 @@ public:
     const std::vector<std::vector<float>>& importance() const { return importance_; }
     const std::vector<std::vector<float>>& attentionWindow() const { return window_; }
     int64_t attentionWindowRows() const { return windowRows_; }
+    // Rows [first, second) of the prompt that hold the image embeddings; (-1, -1) without an image.
+    std::pair<int64_t, int64_t> imageSpan() const { return {imageBegin_, imageEnd_}; }
     const KvCache* cache() const { return cache_.get(); }
     SessionStats stats() const;
     int64_t tokensSeen() const { return tokensSeen_; }
@@ -109,6 +115,7 @@ private:
     StopReason finish(StopReason reason, const TokenCallback& onToken);
     void runPrompt(const PromptTokens& tokens, const Tensor* imageEmbeds);
     int64_t nextPosition() const;
+    PrefillContext prefillContext() const;
     void reset();
 
     std::shared_ptr<LlavaModel> model_;
@@ -119,6 +126,7 @@ private:
     std::vector<std::vector<float>> importance_;
     std::vector<std::vector<float>> window_;  // [layer][windowRows x N], see PrefillContext
     int64_t windowRows_ = 0;
+    int64_t imageBegin_ = -1, imageEnd_ = -1;  // image rows [begin, end) of the prompt
     std::vector<float> logits_, promptLogits_;
     bool keepAllLogits_ = false;
     std::vector<int> generated_;

@@ -1,5 +1,7 @@
 #include "ui/engine_worker.h"
 
+#include <tuple>
+
 #include <new>
 
 #include "engine/common/error.h"
@@ -8,7 +10,6 @@
 #include "engine/io/model_folder.h"
 #include "engine/tokenizer/prompt.h"
 #include "ui/model_summary.h"
-#include "ui/prefill_policy.h"
 
 namespace pkvui {
 
@@ -90,9 +91,7 @@ PrefillInfo EngineWorker::describePrefill() const {
     const pkv::Tokenizer& tok = model_->tokenizer();
     const int imageId = model_->config().imageTokenIndex;
     info.promptTokens = st.promptTokens;
-    const pkv::PrefillContext ctx = prefillContextOf(*base_);
-    info.imageBegin = ctx.imageBegin;
-    info.imageEnd = ctx.imageEnd;
+    std::tie(info.imageBegin, info.imageEnd) = base_->imageSpan();
     for (int id : base_->prompt().ids) {
         if (id == imageId && st.imageTokens > 0) {
             for (int64_t k = 0; k < st.imageTokens; ++k) info.tokenTexts << QString("<image %1>").arg(k);
@@ -168,7 +167,7 @@ void EngineWorker::decode(const pkv::PolicySpec& policy, bool withFull) {
     comp.side = Side::Compressed;
     comp.session = base_->fork();
     comp.session->setPolicy(pkv::makePolicy(policy, layers));
-    applyPolicyToPrefill(*comp.session);
+    comp.session->applyPolicyToPrefill();
     comp.detok = std::make_unique<pkv::StreamDetokenizer>(model_->tokenizer());
     CompressionInfo ci;
     ci.policy = q(pkv::describePolicy(policy));
@@ -295,7 +294,7 @@ void EngineWorker::compare(const std::vector<int>& fullIds, const QString& fullT
         // the full one, each from a fresh fork of the same prefill.
         auto comp = base_->fork();
         comp->setPolicy(pkv::makePolicy(last_.policy, model_->config().text.numLayers));
-        applyPolicyToPrefill(*comp);
+        comp->applyPolicyToPrefill();
         pkv::PerplexityPool pc, pf;
         pc.add(pkv::teacherForcedNll(*comp, answer, &stop_));
         auto full = base_->fork();

@@ -107,7 +107,7 @@ void HubDownloader::listFiles() {
         const QJsonArray siblings = QJsonDocument::fromJson(r->readAll()).object()["siblings"].toArray();
         for (const QJsonValue& s : siblings) {
             const QString name = s.toObject()["rfilename"].toString();
-            if (wanted(name)) items_.push_back({name});
+            if (wanted(name)) items_.push_back({name, -1, {}});
         }
         if (items_.empty()) return fail(QString("%1 lists no safetensors model files.").arg(repo_));
         headNext();
