@@ -47,6 +47,16 @@ CompressionPanel::CompressionPanel(QWidget* parent) : QWidget(parent) {
     compareFull_->setChecked(true);
     compareFull_->setToolTip("Also answer with the full cache, from the same prefill, for comparison");
 
+    positions_ = new QComboBox;
+    positions_->setObjectName("positionMode");
+    positions_->addItems({"true positions", "faithful (layer-0 length)"});
+    positions_->setToolTip("RoPE position of each new token once layers are compressed: its true index, or "
+                           "layer 0's cache length as the reference code gives it (for reproducing the paper)");
+    imageMode_ = new QComboBox;
+    imageMode_->setObjectName("imageMode");
+    imageMode_->addItems({"pad to square", "centre crop"});
+    imageMode_->setToolTip("pad: LLaVA-1.5 and the reference evaluation; crop: the llava-hf processor");
+
     auto* budgetRow = new QHBoxLayout;
     budgetRow->addWidget(slider_, 1);
     budgetRow->addWidget(keptLabel_);
@@ -67,6 +77,8 @@ CompressionPanel::CompressionPanel(QWidget* parent) : QWidget(parent) {
     form->addRow("", tokenRow);
     form->addRow("Method", methodRow);
     form->addRow("Profile", profileRow);
+    form->addRow("RoPE", positions_);
+    form->addRow("Image", imageMode_);
     form->addRow("", compareFull_);
 
     // Re-running on every slider tick would queue many runs; wait until the hand rests.
@@ -135,6 +147,18 @@ void CompressionPanel::setProfileFile(const QString& path) {
     profilePath_->setText(path);
     refresh();
     settle_->start();
+}
+
+}  // namespace pkvui
+
+namespace pkvui {
+
+pkv::PositionMode CompressionPanel::positionMode() const {
+    return positions_->currentIndex() == 0 ? pkv::PositionMode::Absolute : pkv::PositionMode::LayerZeroLength;
+}
+
+pkv::ImageMode CompressionPanel::imageMode() const {
+    return imageMode_->currentIndex() == 0 ? pkv::ImageMode::Pad : pkv::ImageMode::Crop;
 }
 
 }  // namespace pkvui

@@ -5,6 +5,7 @@
 #include <QWidget>
 
 #include "engine/kv/policy_factory.h"
+#include "engine/session.h"
 
 class QCheckBox;
 class QComboBox;
@@ -25,6 +26,10 @@ public:
     // Throws pkv::Error when the choice is incomplete (a profile picked but no file).
     pkv::PolicySpec spec() const;
     bool compareFull() const;
+    // The reference's RoPE positions after compression (layer 0's length) or the true ones.
+    pkv::PositionMode positionMode() const;
+    // LLaVA-1.5's pad-to-square or the llava-hf processor's centre crop.
+    pkv::ImageMode imageMode() const;
     int keptPercent() const;
     void setKeptPercent(int percent);
     void setMethod(const QString& method);
@@ -49,6 +54,8 @@ private:
     QLineEdit* profilePath_;
     QPushButton* browse_;
     QCheckBox* compareFull_;
+    QComboBox* positions_;
+    QComboBox* imageMode_;
     QTimer* settle_;
 };
 

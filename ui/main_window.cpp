@@ -350,6 +350,8 @@ void MainWindow::generate() {
     r.image = image_->image();
     r.imageName = image_->name();
     r.compareFull = compression_->compareFull();
+    r.positionMode = compression_->positionMode();
+    r.imageMode = compression_->imageMode();
     r.maxNewTokens = maxNew_->value();
     lastRequest_ = r;
     hasRun_ = true;
