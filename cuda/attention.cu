@@ -266,7 +266,8 @@ void checkAttention(const AttentionArgs& a) {
     if (a.causal && (a.keyOffset < 0 || a.keyOffset + a.nq > a.nk))
         throw Error("Cached attention needs the queries' own keys in the cache (" + std::to_string(a.nk) +
                     " entries for " + std::to_string(a.nq) + " queries).");
-    if (ceilDiv(a.nq, kQueriesPerBlock) > 0x7fffffff || a.numHeads > 65535)
+    // nq itself is a grid dimension of the split-combining kernel; heads are gridDim.y.
+    if (a.nq > 0x7fffffff || a.numHeads > 65535)
         throw Error("Attention over " + std::to_string(a.nq) + " queries is too large for one launch.");
 }
 

@@ -53,7 +53,7 @@ CudaBackend::CudaBackend()
       argmaxScratch_(ctx_, 0, "argmax results") {}
 
 CudaBackend::~CudaBackend() {
-    cudaStreamSynchronize(ctx_->stream());
+    if (cudaStreamSynchronize(ctx_->stream()) != cudaSuccess) forgetError();
     for (void* p : weightBlocks_) ctx_->releasePersistent(p);
 }
 
@@ -72,9 +72,7 @@ Tensor CudaBackend::alloc(int64_t rows, int64_t cols) {
 
 Tensor CudaBackend::upload(const float* host, int64_t rows, int64_t cols) {
     Tensor t = alloc(rows, cols);
-    // From pageable memory the call returns once `host` is staged, so the caller may reuse it.
-    if (t.numel() > 0)
-        PKV_CUDA_CHECK(cudaMemcpyAsync(t.data(), host, size_t(t.numel()) * 4, cudaMemcpyHostToDevice, ctx_->stream()));
+    ctx_->upload(t.data(), host, t.numel() * 4);
     return t;
 }
 
@@ -102,7 +100,7 @@ Weight CudaBackend::weight(const TensorView& view, int64_t rows, int64_t cols) {
     void* p = ctx_->allocatePersistent(bytes, "weight " + view.name);
     weightBlocks_.push_back(p);
     weightBytes_ += bytes;
-    if (bytes > 0) PKV_CUDA_CHECK(cudaMemcpyAsync(p, view.data, size_t(bytes), cudaMemcpyHostToDevice, ctx_->stream()));
+    ctx_->upload(p, view.data, bytes);
     return Weight{p, view.dtype, rows, cols};
 }
 
@@ -111,15 +109,16 @@ std::unique_ptr<KvCache> CudaBackend::createKvCache(int numLayers, int entryWidt
 }
 
 void CudaBackend::embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) {
-    require(y.rows() == int64_t(ids.size()) && y.cols() == table.cols, "embedRows into " + shape(y));
+    // The id check comes first: a bad id is the user's error (pkv::Error, as on the cpu), a
+    // shape mismatch the caller's.
     for (int id : ids)
         if (id < 0 || id >= table.rows)
             throw Error("Token id " + std::to_string(id) + " is outside the embedding table of " +
                         std::to_string(table.rows) + " rows.");
+    require(y.rows() == int64_t(ids.size()) && y.cols() == table.cols, "embedRows into " + shape(y));
     if (ids.empty()) return;
     int* dIds = static_cast<int*>(idsScratch_.ensure(int64_t(ids.size() * sizeof(int))));
-    PKV_CUDA_CHECK(
-        cudaMemcpyAsync(dIds, ids.data(), ids.size() * sizeof(int), cudaMemcpyHostToDevice, ctx_->stream()));
+    ctx_->upload(dIds, ids.data(), int64_t(ids.size() * sizeof(int)));
     cuda::embedRows(table.data, table.dtype, table.rows, table.cols, dIds, int64_t(ids.size()), y.data(),
                     ctx_->stream());
 }
@@ -166,8 +165,7 @@ const float* CudaBackend::invFrequencies(float theta, int headDim) {
     std::vector<float> inv(size_t(std::max(half, 1)));
     for (int i = 0; i < half; ++i) inv[size_t(i)] = 1.f / std::pow(theta, float(2 * i) / float(headDim));
     DeviceBuffer buf(ctx_, int64_t(inv.size() * sizeof(float)), "rotary frequencies");
-    PKV_CUDA_CHECK(cudaMemcpyAsync(buf.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice,
-                                   ctx_->stream()));
+    ctx_->upload(buf.get(), inv.data(), int64_t(inv.size() * sizeof(float)));
     return invFreq_.emplace(std::make_pair(theta, headDim), std::move(buf)).first->second.as<float>();
 }
 
@@ -182,8 +180,7 @@ void CudaBackend::rope(Tensor& x, int numHeads, int headDim, const std::vector<i
     const int64_t* dPositions = nullptr;
     if (!consecutive) {
         auto* p = static_cast<int64_t*>(positionsScratch_.ensure(int64_t(positions.size() * sizeof(int64_t))));
-        PKV_CUDA_CHECK(cudaMemcpyAsync(p, positions.data(), positions.size() * sizeof(int64_t), cudaMemcpyHostToDevice,
-                                       ctx_->stream()));
+        ctx_->upload(p, positions.data(), int64_t(positions.size() * sizeof(int64_t)));
         dPositions = p;
     }
     cuda::rope(x.data(), x.rows(), x.cols(), numHeads, headDim, inv, dPositions, positions[0], ctx_->stream());
@@ -252,7 +249,9 @@ void CudaBackend::selfAttention(const Tensor& q, const Tensor& k, const Tensor& 
 void CudaBackend::cachedAttention(const Tensor& q, const KvCache& cache, int layer, const AttentionShape& s,
                                   Tensor& out, const AttentionProbe* probe) {
     const auto* c = dynamic_cast<const CudaKvCache*>(&cache);
-    if (!c) throw std::invalid_argument("cuda backend: cachedAttention over a KV cache of another backend");
+    // Another CUDA backend's cache is written on another stream: reading it here would race.
+    if (!c || c->context() != ctx_.get())
+        throw std::invalid_argument("cuda backend: cachedAttention over a KV cache of another backend");
     require(out.rows() == q.rows() && out.cols() == q.cols(), "cachedAttention " + shape(q) + " -> " + shape(out));
     AttentionArgs a;
     a.q = q.data();
@@ -273,9 +272,11 @@ void CudaBackend::cachedAttention(const Tensor& q, const KvCache& cache, int lay
     checkAttention(a);
 
     const bool wantImportance = probe && probe->importance;
-    const int64_t windowRows =
-        (probe && probe->window && probe->windowRows > 0) ? std::min(probe->windowRows, a.nq) : 0;
+    const bool wantWindow = probe && probe->window && probe->windowRows > 0;
+    const int64_t windowRows = wantWindow ? std::min(probe->windowRows, a.nq) : 0;
     const bool probing = wantImportance || windowRows > 0;
+    // Like the cpu: a requested window is always overwritten, even when no query gives it a row.
+    if (wantWindow && windowRows == 0) probe->window->clear();
     float* lse = probing ? static_cast<float*>(lseScratch_.ensure(int64_t(a.numHeads) * a.nq * 4)) : nullptr;
 
     const AttentionPlan plan = planAttention(a, ctx_->multiprocessors());

@@ -9,7 +9,10 @@
 namespace pkv::cuda {
 namespace {
 
-constexpr int64_t kMinCapacity = 64;  // entries; avoids a reallocation per decode step early on
+// Growth as the cpu cache grows (engine/backend/cpu/cpu_kv_cache.cpp): a quarter more, at least
+// 64 entries. Doubling would leave up to half of a layer allocated and unused, and device
+// memory is the scarcer kind; decode still reallocates only every 64+ steps.
+constexpr int64_t kMinGrowth = 64;
 
 }  // namespace
 
@@ -67,7 +70,10 @@ void CudaKvCache::appendData(int layer, const Tensor& k, const Tensor& v) {
         throw std::invalid_argument("KV append of [" + std::to_string(k.rows()) + ", " + std::to_string(k.cols()) +
                                     "] into entries of width " + std::to_string(width_));
     if (n == 0) return;
-    if (L.length + n > L.capacity) reallocate(L, std::max({L.length + n, 2 * L.capacity, kMinCapacity}));
+    if (L.length + n > L.capacity) {
+        const int64_t entries = L.length + n;
+        reallocate(L, entries + std::max(entries / 4, kMinGrowth));
+    }
     const size_t offset = size_t(L.length * rowBytes()), bytes = size_t(n * rowBytes());
     PKV_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(L.k.get()) + offset, k.data(), bytes, cudaMemcpyDeviceToDevice,
                                    ctx_->stream()));
@@ -80,13 +86,12 @@ void CudaKvCache::gatherData(int layer, const std::vector<int64_t>& indices) {
     Layer& L = at(layer);
     const int64_t count = int64_t(indices.size());
     // Rows move in parallel, so they go into fresh buffers of the same capacity (an in-place
-    // compaction would let one thread overwrite a row another still reads).
+    // compaction would let one thread overwrite a row another still reads). Both are taken
+    // before either replaces the layer, so running out of memory leaves the layer as it was.
     DeviceBuffer k = buffer(L.capacity), v = buffer(L.capacity);
     if (count > 0) {
         DeviceBuffer index(ctx_, count * int64_t(sizeof(int64_t)), "KV gather indices");
-        // From pageable memory: the call returns once the host vector has been staged.
-        PKV_CUDA_CHECK(cudaMemcpyAsync(index.get(), indices.data(), size_t(count) * sizeof(int64_t),
-                                       cudaMemcpyHostToDevice, ctx_->stream()));
+        ctx_->upload(index.get(), indices.data(), count * int64_t(sizeof(int64_t)));
         gatherRows(L.k.as<float>(), L.length, index.as<int64_t>(), count, width_, k.as<float>(), ctx_->stream());
         gatherRows(L.v.as<float>(), L.length, index.as<int64_t>(), count, width_, v.as<float>(), ctx_->stream());
     }
@@ -118,11 +123,9 @@ void CudaKvCache::overwrite(int layer, int64_t index, const std::vector<float>& 
     if (index < 0 || index >= L.length) throw std::out_of_range("KV overwrite index outside the cache");
     if (int64_t(k.size()) < width_ || int64_t(v.size()) < width_)
         throw std::invalid_argument("KV overwrite needs " + std::to_string(width_) + " values for keys and values");
-    const size_t offset = size_t(index * rowBytes());
-    PKV_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(L.k.get()) + offset, k.data(), size_t(rowBytes()),
-                                   cudaMemcpyHostToDevice, ctx_->stream()));
-    PKV_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(L.v.get()) + offset, v.data(), size_t(rowBytes()),
-                                   cudaMemcpyHostToDevice, ctx_->stream()));
+    const int64_t offset = index * rowBytes();
+    ctx_->upload(static_cast<char*>(L.k.get()) + offset, k.data(), rowBytes());
+    ctx_->upload(static_cast<char*>(L.v.get()) + offset, v.data(), rowBytes());
 }
 
 void CudaKvCache::read(int layer, int64_t index, std::vector<float>& k, std::vector<float>& v) const {

@@ -2,8 +2,9 @@
 // Device KV cache: per layer, keys and values as f32 arrays [capacity, entryWidth] in device
 // memory — f32 like the cpu cache, so both backends hold bit-identical entries and the parity
 // tests can compare them exactly (f16 entries would halve the memory and the decode attention
-// traffic; that is a later, separately tested option). Capacity grows geometrically (doubling),
-// so appending one token per step costs amortised O(1) copies.
+// traffic; that is a later, separately tested option). Capacity grows geometrically by a quarter
+// (at least 64 entries), like the cpu cache, so appending one token per step costs amortised
+// O(1) copies without holding up to twice the entries.
 #include <memory>
 #include <vector>
 
@@ -26,6 +27,8 @@ public:
     std::unique_ptr<KvCache> clone() const override;
     int64_t bytesPerEntry() const override { return int64_t(width_) * 2 * 4; }
 
+    // The context (stream) the entries are written on; attention must read them on the same one.
+    const DeviceContext* context() const { return ctx_.get(); }
     const float* keys(int layer) const { return layers_.at(size_t(layer)).k.as<float>(); }
     const float* values(int layer) const { return layers_.at(size_t(layer)).v.as<float>(); }
 

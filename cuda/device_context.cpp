@@ -1,10 +1,19 @@
 #include "cuda/device_context.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <utility>
 
 namespace pkv::cuda {
+namespace {
+
+constexpr int64_t kUploadChunkBytes = 4LL * 1024 * 1024;  // each of the two pinned halves
+
+}  // namespace
+
+void forgetError() noexcept { cudaGetLastError(); }
 
 std::string formatBytes(int64_t bytes) {
     char text[64];
@@ -33,14 +42,21 @@ DeviceContext::DeviceContext() {
     try {
         PKV_CUBLAS_CHECK(cublasCreate(&blas_));
         PKV_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+        // Stated rather than assumed: f32 GEMMs stay f32 (no TF32); 16-bit GEMMs still use
+        // tensor cores, whose products of 16-bit inputs are exact in the f32 accumulator.
+        PKV_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+        for (cudaEvent_t& e : uploadDone_) PKV_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
         // Freed blocks stay in the pool instead of going back to the driver at every
         // synchronisation: a forward pass allocates and frees the same sizes layer after layer.
         PKV_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device_));
         uint64_t keep = std::numeric_limits<uint64_t>::max();
         PKV_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep));
     } catch (...) {
+        for (cudaEvent_t e : uploadDone_)
+            if (e) cudaEventDestroy(e);
         if (blas_) cublasDestroy(blas_);
         cudaStreamDestroy(stream_);
+        forgetError();
         throw;
     }
 }
@@ -49,14 +65,16 @@ DeviceContext::~DeviceContext() {
     // Errors cannot be reported from a destructor; a failed device already reported itself at
     // the call that failed.
     cudaStreamSynchronize(stream_);
+    for (cudaEvent_t e : uploadDone_) cudaEventDestroy(e);
     cublasDestroy(blas_);
     cudaStreamDestroy(stream_);
     if (pool_) cudaMemPoolTrimTo(pool_, 0);
+    forgetError();
 }
 
 void DeviceContext::throwOutOfMemory(int64_t bytes, const std::string& what) const {
     size_t freeBytes = 0, totalBytes = 0;
-    cudaMemGetInfo(&freeBytes, &totalBytes);
+    if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) forgetError();
     throw Error("The CUDA device " + name_ + " ran out of memory allocating " + formatBytes(bytes) + " for " + what +
                 " (" + formatBytes(int64_t(freeBytes)) + " of " + formatBytes(int64_t(totalBytes)) + " free).");
 }
@@ -74,7 +92,7 @@ void* DeviceContext::allocate(int64_t bytes, const std::string& what) {
 }
 
 void DeviceContext::release(void* p) noexcept {
-    if (p) cudaFreeAsync(p, stream_);
+    if (p && cudaFreeAsync(p, stream_) != cudaSuccess) forgetError();
 }
 
 void* DeviceContext::allocatePersistent(int64_t bytes, const std::string& what) {
@@ -97,7 +115,22 @@ void* DeviceContext::allocatePersistent(int64_t bytes, const std::string& what) 
 }
 
 void DeviceContext::releasePersistent(void* p) noexcept {
-    if (p) cudaFree(p);
+    if (p && cudaFree(p) != cudaSuccess) forgetError();
+}
+
+void DeviceContext::upload(void* device, const void* host, int64_t bytes) {
+    if (bytes <= 0) return;
+    char* staging = static_cast<char*>(uploadStaging_.ensure(2 * kUploadChunkBytes));
+    for (int64_t done = 0; done < bytes; done += kUploadChunkBytes) {
+        const int64_t n = std::min(kUploadChunkBytes, bytes - done);
+        char* half = staging + uploadHalf_ * kUploadChunkBytes;
+        PKV_CUDA_CHECK(cudaEventSynchronize(uploadDone_[uploadHalf_]));  // its last copy has left it
+        std::memcpy(half, static_cast<const char*>(host) + done, size_t(n));
+        PKV_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(device) + done, half, size_t(n), cudaMemcpyHostToDevice,
+                                       stream_));
+        PKV_CUDA_CHECK(cudaEventRecord(uploadDone_[uploadHalf_], stream_));
+        uploadHalf_ ^= 1;
+    }
 }
 
 void DeviceContext::synchronize() const { PKV_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -140,7 +173,7 @@ void DeviceBuffer::reset() noexcept {
 }
 
 PinnedBuffer::~PinnedBuffer() {
-    if (data_) cudaFreeHost(data_);
+    if (data_ && cudaFreeHost(data_) != cudaSuccess) forgetError();
 }
 
 void* PinnedBuffer::ensure(int64_t bytes) {
@@ -152,7 +185,7 @@ void* PinnedBuffer::ensure(int64_t bytes) {
     if (e == cudaErrorMemoryAllocation) {
         cudaGetLastError();
         throw Error("The host ran out of page-locked memory allocating " + formatBytes(bytes) +
-                    " for copies from the CUDA device.");
+                    " for copies between the host and the CUDA device.");
     }
     PKV_CUDA_CHECK(e);
     bytes_ = bytes;

@@ -6,7 +6,8 @@
 //
 // One stream means no cross-stream hazards: an allocation freed with cudaFreeAsync is reused
 // only by work ordered after everything already issued, so scratch buffers can be grown and
-// reused without events. Host transfers synchronise the stream where the host needs the data.
+// reused without events. Downloads synchronise the stream where the host needs the data;
+// uploads are staged through pinned memory (upload()), so no caller's host memory is read late.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +15,20 @@
 #include "cuda/cuda_check.h"
 
 namespace pkv::cuda {
+
+// Page-locked host memory for staging copies, grown on demand.
+class PinnedBuffer {
+public:
+    PinnedBuffer() = default;
+    ~PinnedBuffer();
+    PinnedBuffer(const PinnedBuffer&) = delete;
+    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+    void* ensure(int64_t bytes);
+
+private:
+    void* data_ = nullptr;
+    int64_t bytes_ = 0;
+};
 
 class DeviceContext {
 public:
@@ -35,6 +50,14 @@ public:
     void* allocatePersistent(int64_t bytes, const std::string& what);
     void releasePersistent(void* p) noexcept;
 
+    // Copies host memory (pageable or not) to `device` in stream order and returns once `host`
+    // may be reused. cudaMemcpyAsync from pageable memory only "might be synchronous" (CUDA's
+    // API synchronisation notes), so a caller's short-lived vector could otherwise be read after
+    // it is gone. The bytes go through two pinned halves in turn, each refilled only after the
+    // event recorded behind its previous copy: no stall when uploads are small and far apart
+    // (token ids per decode step), overlap of memcpy and DMA when they are large (weights).
+    void upload(void* device, const void* host, int64_t bytes);
+
     void synchronize() const;
 
 private:
@@ -43,6 +66,9 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     cudaMemPool_t pool_ = nullptr;
+    PinnedBuffer uploadStaging_;
+    cudaEvent_t uploadDone_[2] = {nullptr, nullptr};
+    int uploadHalf_ = 0;
     std::string name_;
     int multiprocessors_ = 1;
 };
@@ -74,19 +100,11 @@ private:
     std::string what_;
 };
 
-// Page-locked host memory for device-to-host copies, grown on demand.
-class PinnedBuffer {
-public:
-    PinnedBuffer() = default;
-    ~PinnedBuffer();
-    PinnedBuffer(const PinnedBuffer&) = delete;
-    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-    void* ensure(int64_t bytes);
 
-private:
-    void* data_ = nullptr;
-    int64_t bytes_ = 0;
-};
+// Clears the runtime's last error after a call whose failure is deliberately not reported
+// (destructors, release paths). Left set, it would surface at the next launch check
+// (cudaGetLastError) and blame an unrelated kernel. Sticky errors (a lost device) stay anyway.
+void forgetError() noexcept;
 
 // "1.5 GiB" for sentences about memory.
 std::string formatBytes(int64_t bytes);

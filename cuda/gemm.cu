@@ -1,6 +1,7 @@
 #include <climits>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_util.cuh"
@@ -57,16 +58,34 @@ __global__ void __launch_bounds__(kThreads) gemvKernel(const float* x, int n, in
     }
 }
 
-__device__ __forceinline__ void storeRounded(__half* dst, float v) {
-    // Saturate rather than overflow to inf; NaN stays NaN.
-    dst[0] = __float2half_rn(isnan(v) ? v : fminf(fmaxf(v, -65504.f), 65504.f));
-}
-__device__ __forceinline__ void storeRounded(__nv_bfloat16* dst, float v) { dst[0] = __float2bfloat16_rn(v); }
+// x = hi + lo / kLoScale with hi, lo in the weights' 16-bit type. lo is scaled by a power of two
+// (exact) so that for f16 it stays out of the subnormal range; bf16 has f32's exponent range.
+template <class T>
+struct Split;
+template <>
+struct Split<__half> {
+    static constexpr float kLoScale = 2048.f;  // 2^11: (x - hi) * 2^11 is at most |hi|, no overflow
+    static __device__ __forceinline__ __half round(float v) {
+        // Saturate rather than overflow to inf; NaN stays NaN.
+        return __float2half_rn(isnan(v) ? v : fminf(fmaxf(v, -65504.f), 65504.f));
+    }
+    static __device__ __forceinline__ float widen(__half h) { return __half2float(h); }
+};
+template <>
+struct Split<__nv_bfloat16> {
+    static constexpr float kLoScale = 1.f;
+    static __device__ __forceinline__ __nv_bfloat16 round(float v) { return __float2bfloat16_rn(v); }
+    static __device__ __forceinline__ float widen(__nv_bfloat16 h) { return __bfloat162float(h); }
+};
 
 template <class T>
-__global__ void roundKernel(const float* x, int64_t n, T* dst) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-        storeRounded(dst + i, x[i]);
+__global__ void splitKernel(const float* x, int64_t n, T* hi, T* lo) {
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        const float v = x[i];
+        const T h = Split<T>::round(v);
+        hi[i] = h;
+        lo[i] = Split<T>::round((v - Split<T>::widen(h)) * Split<T>::kLoScale);
+    }
 }
 
 template <class B>
@@ -75,6 +94,10 @@ __global__ void addBiasKernel(float* y, int64_t rows, int64_t cols, const B* bia
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         y[i] += loadFloat(bias, i % cols);
 }
+
+// Bytes of one half of the split activations, rounded so that lo starts as aligned as hi (cuBLAS
+// picks its vectorised kernels only for aligned operands).
+int64_t splitHalfBytes(int64_t n, int64_t in) { return (n * in * 2 + 255) / 256 * 256; }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
@@ -96,33 +119,36 @@ void gemm(const LinearArgs& a, void* scratch, cublasHandle_t blas, cudaStream_t 
     if (a.n > INT_MAX || a.in > INT_MAX || a.out > INT_MAX)
         throw Error("A linear layer of " + std::to_string(a.n) + " x " + std::to_string(a.in) + " -> " +
                     std::to_string(a.out) + " is too large for one cuBLAS call.");
-    const void* b = a.x;
-    cudaDataType type = CUDA_R_32F;
-    if (a.wType == DType::F16 || a.wType == DType::BF16) {
-        const int64_t count = a.n * a.in;
-        if (a.wType == DType::F16) {
-            type = CUDA_R_16F;
-            roundKernel<__half><<<gridFor(count, kThreads), kThreads, 0, stream>>>(a.x, count, static_cast<__half*>(scratch));
-        } else {
-            type = CUDA_R_16BF;
-            roundKernel<__nv_bfloat16><<<gridFor(count, kThreads), kThreads, 0, stream>>>(
-                a.x, count, static_cast<__nv_bfloat16*>(scratch));
-        }
-        PKV_CUDA_CHECK_LAUNCH();
-        b = scratch;
-    }
     // Row-major y [n, out] is column-major y^T [out, n] = W x^T, with W row-major [out, in]
-    // read as column-major [in, out] and transposed.
-    const float alpha = 1.f, beta = 0.f;
-    PKV_CUBLAS_CHECK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(a.out), int(a.n), int(a.in), &alpha, a.w, type,
-                                  int(a.in), b, type, int(a.in), &beta, a.y, CUDA_R_32F, int(a.out),
-                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    // read as column-major [in, out] and transposed; x row-major [n, in] is column-major [in, n].
+    auto product = [&](const void* b, cudaDataType type, float alpha, float beta) {
+        PKV_CUBLAS_CHECK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(a.out), int(a.n), int(a.in), &alpha, a.w,
+                                      type, int(a.in), b, type, int(a.in), &beta, a.y, CUDA_R_32F, int(a.out),
+                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    };
+    if (a.wType == DType::F32) {
+        product(a.x, CUDA_R_32F, 1.f, 0.f);
+        return;
+    }
+    dispatchDType(a.wType, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (!std::is_same_v<T, float>) {
+            const int64_t count = a.n * a.in;
+            T* hi = static_cast<T*>(scratch);
+            T* lo = reinterpret_cast<T*>(static_cast<char*>(scratch) + splitHalfBytes(a.n, a.in));
+            splitKernel<T><<<gridFor(count, kThreads), kThreads, 0, stream>>>(a.x, count, hi, lo);
+            PKV_CUDA_CHECK_LAUNCH();
+            const cudaDataType type = std::is_same_v<T, __half> ? CUDA_R_16F : CUDA_R_16BF;
+            product(hi, type, 1.f, 0.f);
+            product(lo, type, 1.f / Split<T>::kLoScale, 1.f);
+        }
+    });
 }
 
 }  // namespace
 
 int64_t linearScratchBytes(int64_t n, int64_t in, DType wType) {
-    return (n <= kGemvMaxRows || wType == DType::F32) ? 0 : n * in * 2;
+    return (n <= kGemvMaxRows || wType == DType::F32) ? 0 : 2 * splitHalfBytes(n, in);  // hi and lo
 }
 
 void linear(const LinearArgs& a, void* scratch, cublasHandle_t blas, cudaStream_t stream) {

@@ -35,12 +35,12 @@ struct Peaks {
 // here; pass --peak-f16-tflops for them.
 Peaks devicePeaks() {
     int clockKHz = 0, memClockKHz = 0, busBits = 0, sms = 0, major = 0, minor = 0;
-    cudaDeviceGetAttribute(&clockKHz, cudaDevAttrClockRate, 0);
-    cudaDeviceGetAttribute(&memClockKHz, cudaDevAttrMemoryClockRate, 0);
-    cudaDeviceGetAttribute(&busBits, cudaDevAttrGlobalMemoryBusWidth, 0);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
+    PKV_CUDA_CHECK(cudaDeviceGetAttribute(&clockKHz, cudaDevAttrClockRate, 0));
+    PKV_CUDA_CHECK(cudaDeviceGetAttribute(&memClockKHz, cudaDevAttrMemoryClockRate, 0));
+    PKV_CUDA_CHECK(cudaDeviceGetAttribute(&busBits, cudaDevAttrGlobalMemoryBusWidth, 0));
+    PKV_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    PKV_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+    PKV_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0));
     const int cc = major * 10 + minor;
     const double f32PerClock = cc == 80 ? 128 : 256;                              // 64 or 128 FMA lanes per SM
     const double f16PerClock = cc == 80 ? 2048 : cc >= 90 ? 4096 : 512;          // dense tensor flops per SM
@@ -52,20 +52,23 @@ Peaks devicePeaks() {
 }
 
 // Mean milliseconds per call over enough repetitions, timed with events on the backend's stream.
+// The events are owned so that a failing op (which throws) does not leak them.
 double timeMs(cuda::CudaBackend& be, const std::function<void()>& op) {
     op();  // warm-up: scratch growth, cuBLAS heuristics
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
+    struct Event {
+        cudaEvent_t e = nullptr;
+        Event() { PKV_CUDA_CHECK(cudaEventCreate(&e)); }
+        ~Event() {
+            if (cudaEventDestroy(e) != cudaSuccess) cuda::forgetError();
+        }
+    } start, stop;
     const int reps = 20;
-    cudaEventRecord(start, be.stream());
+    PKV_CUDA_CHECK(cudaEventRecord(start.e, be.stream()));
     for (int i = 0; i < reps; ++i) op();
-    cudaEventRecord(stop, be.stream());
-    cudaEventSynchronize(stop);
+    PKV_CUDA_CHECK(cudaEventRecord(stop.e, be.stream()));
+    PKV_CUDA_CHECK(cudaEventSynchronize(stop.e));
     float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    PKV_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
     return double(ms) / reps;
 }
 
@@ -116,17 +119,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "pkv_cuda_bench: no CUDA device: %s\n", probe.reason.c_str());
         return 2;
     }
-    Peaks peaks = devicePeaks();
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const double v = std::atof(argv[i + 1]);
-        if (!std::strcmp(argv[i], "--peak-gbps")) peaks.bytesPerSecond = v * 1e9;
-        if (!std::strcmp(argv[i], "--peak-f32-tflops")) peaks.f32FlopsPerSecond = v * 1e12;
-        if (!std::strcmp(argv[i], "--peak-f16-tflops")) peaks.f16FlopsPerSecond = v * 1e12;
-    }
-    std::printf("%s: bounds %.0f GB/s, %.1f TFLOP/s f32, %.1f TFLOP/s f16 tensor\n\n", probe.name.c_str(),
-                peaks.bytesPerSecond * 1e-9, peaks.f32FlopsPerSecond * 1e-12, peaks.f16FlopsPerSecond * 1e-12);
-
     try {
+        Peaks peaks = devicePeaks();
+        for (int i = 1; i + 1 < argc; i += 2) {
+            const double v = std::atof(argv[i + 1]);
+            if (!std::strcmp(argv[i], "--peak-gbps")) peaks.bytesPerSecond = v * 1e9;
+            if (!std::strcmp(argv[i], "--peak-f32-tflops")) peaks.f32FlopsPerSecond = v * 1e12;
+            if (!std::strcmp(argv[i], "--peak-f16-tflops")) peaks.f16FlopsPerSecond = v * 1e12;
+        }
+        std::printf("%s: bounds %.0f GB/s, %.1f TFLOP/s f32, %.1f TFLOP/s f16 tensor\n\n", probe.name.c_str(),
+                    peaks.bytesPerSecond * 1e-9, peaks.f32FlopsPerSecond * 1e-12, peaks.f16FlopsPerSecond * 1e-12);
+
         cuda::CudaBackend be;
         std::mt19937 rng(7);
         const int64_t D = 4096, F = 11008, V = 32064, H = 32, d = 128, N = 2048;

@@ -1,7 +1,13 @@
-// Scaled dot-product attention, one (query, head) pair at a time: scores, a numerically stable
-// softmax, and the weighted sum of values. The probabilities exist only in a per-thread row of
-// scratch, so token importance (their head average, summed over queries) is accumulated here at
-// the cost of one add per probability, into per-thread partial sums that are reduced at the end.
+// Scaled dot-product attention: scores, a numerically stable softmax, the weighted sum of values.
+// Two schedules of the same arithmetic:
+// - few queries (decode): one (query, head) pair at a time, bound by reading the cache;
+// - many queries (prefill, vision): per head and block of query rows, scores S = Q K^T and the
+//   output P V as single-threaded sgemm calls on thread-private tiles, so the work runs at GEMM
+//   speed; keys a block cannot see (causal) are never multiplied.
+// The probabilities exist only in per-thread scratch, so token importance (their head average,
+// summed over queries) and the window rows are accumulated there, into per-thread partials that
+// are reduced at the end.
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -11,10 +17,14 @@
 #include "engine/backend/cpu/cpu_kernels.h"
 
 namespace pkv::cpu {
+namespace {
 
-void attention(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
-               const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
-               float* window, int64_t windowRows) {
+constexpr int64_t kGemmMinQueries = 16;  // below this, the per-query loop
+constexpr int64_t kQueryBlock = 64;      // query rows per score tile
+
+void attentionRows(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
+                   const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
+                   float* window, int64_t windowRows) {
     const int H = s.numHeads, d = s.headDim;
     const int groupSize = s.numHeads / s.numKvHeads;  // query heads sharing one KV head
     const int64_t qStride = int64_t(H) * d;
@@ -74,6 +84,85 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
     if (importance)
         for (const auto& part : partial)
             for (int64_t j = 0; j < nk; ++j) importance[j] += part[size_t(j)];
+}
+
+// Softmax of one score row over its `visible` keys, in place; returns nothing else because the
+// row itself becomes the probabilities. Keys past `visible` are set to 0 for the P V product.
+void softmaxRow(float* row, int64_t visible, int64_t width) {
+    float maxScore = -INFINITY;
+    for (int64_t j = 0; j < visible; ++j) maxScore = std::max(maxScore, row[j]);
+    float sum = 0.f;
+    for (int64_t j = 0; j < visible; ++j) {
+        row[j] = std::exp(row[j] - maxScore);
+        sum += row[j];
+    }
+    const float inv = 1.f / sum;
+    for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+    std::fill(row + visible, row + width, 0.f);
+}
+
+void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
+                    const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
+                    float* window, int64_t windowRows) {
+    const int H = s.numHeads, d = s.headDim;
+    const int groupSize = s.numHeads / s.numKvHeads;
+    const int64_t qStride = int64_t(H) * d;
+    const float invHeads = 1.f / float(H);
+    const int64_t windowStart = nq - windowRows;
+    const int64_t blocks = (nq + kQueryBlock - 1) / kQueryBlock;
+    const int threads = omp_get_max_threads();
+    std::vector<std::vector<float>> impPartial(importance ? threads : 0, std::vector<float>(size_t(nk), 0.f));
+    std::vector<std::vector<float>> winPartial(window ? threads : 0,
+                                               std::vector<float>(size_t(windowRows * nk), 0.f));
+
+#pragma omp parallel
+    {
+        const int t = omp_get_thread_num();
+        std::vector<float> scores(size_t(kQueryBlock * nk));
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int h = 0; h < H; ++h) {
+            for (int64_t b = 0; b < blocks; ++b) {
+                const int64_t i0 = b * kQueryBlock, rows = std::min(kQueryBlock, nq - i0);
+                // Keys the last row of the block can see; earlier rows see fewer.
+                const int64_t width = causal ? std::min(nk, keyOffset + i0 + rows) : nk;
+                const float* qh = q + i0 * qStride + int64_t(h) * d;
+                const int64_t kvOff = int64_t(h / groupSize) * d;
+
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(width), d, s.scale, qh,
+                            int(qStride), k + kvOff, int(kvStride), 0.f, scores.data(), int(width));
+                for (int64_t r = 0; r < rows; ++r) {
+                    float* row = scores.data() + r * width;
+                    softmaxRow(row, causal ? std::min(nk, keyOffset + i0 + r + 1) : nk, width);
+                    if (importance) {
+                        float* imp = impPartial[size_t(t)].data();
+                        for (int64_t j = 0; j < width; ++j) imp[j] += row[j] * invHeads;
+                    }
+                    if (window && i0 + r >= windowStart) {
+                        float* win = winPartial[size_t(t)].data() + (i0 + r - windowStart) * nk;
+                        for (int64_t j = 0; j < width; ++j) win[j] += row[j] * invHeads;
+                    }
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), d, int(width), 1.f, scores.data(),
+                            int(width), v + kvOff, int(kvStride), 0.f, out + i0 * qStride + int64_t(h) * d,
+                            int(qStride));
+            }
+        }
+    }
+    for (const auto& part : impPartial)
+        for (int64_t j = 0; j < nk; ++j) importance[j] += part[size_t(j)];
+    for (const auto& part : winPartial)
+        for (int64_t j = 0; j < windowRows * nk; ++j) window[j] += part[size_t(j)];
+}
+
+}  // namespace
+
+void attention(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
+               const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
+               float* window, int64_t windowRows) {
+    if (nq >= kGemmMinQueries)
+        attentionTiles(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
+    else
+        attentionRows(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
 }
 
 }  // namespace pkv::cpu

@@ -184,6 +184,10 @@ public:
 
 }  // namespace
 
-std::unique_ptr<Backend> createCpuBackend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> createCpuBackend() {
+    // OpenMP is the only thread pool: GEMMs run single-threaded inside its blocks (cpu_linear.cpp).
+    openblas_set_num_threads(1);
+    return std::make_unique<CpuBackend>();
+}
 
 }  // namespace pkv

@@ -10,7 +10,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <mutex>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
@@ -42,59 +41,63 @@ float hsum(__m256 v) {
 }
 
 // One f16 weight row dotted with x, converting 8 halves at a time without a scratch copy.
-float dotF16(const uint16_t* w, const float* x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
-        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
-    }
-    float s = hsum(_mm256_add_ps(a0, a1));
-    for (; i < n; ++i) s += halfToFloat(w[i]) * x[i];
-    return s;
+// 8 weights of a 16-bit row widened to f32.
+inline __m256 load8(const uint16_t* w, DType t) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+    if (t == DType::F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-float dotBf16(const uint16_t* w, const float* x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+// Four 16-bit weight rows dotted with one x, converting 8 weights at a time without a scratch
+// copy. Each load of x serves four rows, so x's traffic through L1 is a quarter of the weights'.
+void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, DType t, float* y) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256i h0 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-        __m256i h1 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
-        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h0, 16)), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h1, 16)), _mm256_loadu_ps(x + i + 8), a1);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        a0 = _mm256_fmadd_ps(load8(w + i, t), xv, a0);
+        a1 = _mm256_fmadd_ps(load8(w + stride + i, t), xv, a1);
+        a2 = _mm256_fmadd_ps(load8(w + 2 * stride + i, t), xv, a2);
+        a3 = _mm256_fmadd_ps(load8(w + 3 * stride + i, t), xv, a3);
     }
-    float s = hsum(_mm256_add_ps(a0, a1));
-    for (; i < n; ++i) s += bf16ToFloat(w[i]) * x[i];
-    return s;
+    y[0] = hsum(a0), y[1] = hsum(a1), y[2] = hsum(a2), y[3] = hsum(a3);
+    for (; i < n; ++i)
+        for (int r = 0; r < 4; ++r) {
+            const uint16_t h = w[r * stride + i];
+            y[r] += (t == DType::F16 ? halfToFloat(h) : bf16ToFloat(h)) * x[i];
+        }
 }
 #endif
 
-// Few rows of x: every weight row is read once and used for all of them.
+// Few rows of x: every weight row is read once and used for all of them. Rows are handed out in
+// small dynamic chunks so that a thread the OS preempts does not hold up the whole layer.
 void linearStreaming(const float* x, int64_t n, const Weight& w, float* y) {
     const int64_t in = w.cols, out = w.rows;
     const size_t elem = dtypeSize(w.dtype);
     const char* base = static_cast<const char*>(w.data);
+    const int64_t groups = (out + 3) / 4;  // four rows per task
 #pragma omp parallel if (n * out * in >= kMinParallelWork)
     {
         std::vector<float> row(static_cast<size_t>(in));
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < out; ++r) {
-            const void* src = base + size_t(r) * size_t(in) * elem;
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t g = 0; g < groups; ++g) {
+            const int64_t r0 = g * 4, rows = std::min<int64_t>(4, out - r0);
 #ifdef PKV_HAVE_AVX2_F16C
-            if (n == 1 && w.dtype != DType::F32) {
-                const auto* h = static_cast<const uint16_t*>(src);
-                y[r] = w.dtype == DType::F16 ? dotF16(h, x, in) : dotBf16(h, x, in);
+            if (n == 1 && w.dtype != DType::F32 && rows == 4) {
+                dot4(reinterpret_cast<const uint16_t*>(base + size_t(r0) * size_t(in) * elem), in, x, in, w.dtype,
+                     y + r0);
                 continue;
             }
 #endif
-            const float* wr = static_cast<const float*>(src);
-            if (w.dtype != DType::F32) {
-                convertToFloat(src, w.dtype, in, row.data());
-                wr = row.data();
+            for (int64_t r = r0; r < r0 + rows; ++r) {
+                const void* src = base + size_t(r) * size_t(in) * elem;
+                const float* wr = static_cast<const float*>(src);
+                if (w.dtype != DType::F32) {
+                    convertToFloat(src, w.dtype, in, row.data());
+                    wr = row.data();
+                }
+                for (int64_t i = 0; i < n; ++i) y[i * out + r] = dot(wr, x + i * in, in);
             }
-            for (int64_t i = 0; i < n; ++i) y[i * out + r] = dot(wr, x + i * in, in);
         }
     }
 }
@@ -103,8 +106,6 @@ void linearStreaming(const float* x, int64_t n, const Weight& w, float* y) {
 void linearGemm(const float* x, int64_t n, const Weight& w, float* y) {
     const int64_t in = w.cols, out = w.rows;
     const size_t elem = dtypeSize(w.dtype);
-    static std::once_flag blasThreads;
-    std::call_once(blasThreads, [] { openblas_set_num_threads(1); });
 #pragma omp parallel if (n * out * in >= kMinParallelWork)
     {
         const int threads = omp_get_num_threads(), t = omp_get_thread_num();
