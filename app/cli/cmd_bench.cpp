@@ -16,6 +16,7 @@
 #include "app/cli/cli_common.h"
 #include "bench/bench_limits.h"
 #include "engine/common/error.h"
+#include "engine/kv/policy_factory.h"
 #include "engine/session.h"
 
 namespace pkvcli {
@@ -131,6 +132,57 @@ double peakRssBytes() {
 
 }  // namespace
 
+// The same prefill compressed by a policy: what the policy itself costs next to the prefill, the
+// cache bytes it leaves (the cache's own count and the sum of kept entries, which must agree),
+// and decode speed against the full cache with the ratio the bytes moved per token predict.
+nlohmann::json compareCompressed(pkv::Session& s, const std::string& method, double keep,
+                                 const pkv::GenerateOptions& gen, const pkv::SessionStats& full,
+                                 const pkv::ModelFolder& folder) {
+    pkv::PolicySpec spec;
+    spec.method = method;
+    spec.budget = pkv::Budget::keptPercent(keep);
+    s.setPolicy(pkv::makePolicy(spec, folder.config().text.numLayers));
+    const auto t0 = Clock::now();
+    s.applyPolicyToPrefill();
+    const double policyMs = msSince(t0);
+    const pkv::SessionStats afterPrefill = s.stats();
+    int64_t kept = 0;
+    for (int64_t len : afterPrefill.layerLengths) kept += len;
+    s.generate(gen, nullptr);
+    const pkv::SessionStats st = s.stats();
+    const DecoderCost cost = decoderCost(folder);
+    // Bytes one decode step reads: the weights plus the cache, averaged over the decoded tokens.
+    auto bytesPerStep = [&](const pkv::SessionStats& x) {
+        int64_t entries = 0;
+        for (int64_t len : x.layerLengths) entries += len;
+        return cost.weightBytesPerToken + double(entries) / double(x.layerLengths.size()) * cost.kvBytesPerCachedToken;
+    };
+    return {{"policy", pkv::describePolicy(spec)},
+            {"policy_ms", policyMs},
+            {"policy_share_of_prefill", policyMs / full.prefillMs},
+            {"kv_bytes_after_prefill", afterPrefill.kvBytes},
+            {"kept_entries_times_bytes_per_entry", kept * afterPrefill.kvBytesPerEntry},
+            {"kv_bytes_full_after_prefill", full.promptTokens * int64_t(full.layerLengths.size()) * full.kvBytesPerEntry},
+            {"decode_tokens_per_second", st.decodeTokensPerSecond()},
+            {"full_decode_tokens_per_second", full.decodeTokensPerSecond()},
+            {"speedup", st.decodeTokensPerSecond() / full.decodeTokensPerSecond()},
+            {"ideal_speedup_from_bytes", bytesPerStep(full) / bytesPerStep(st)}};
+}
+
+void printCompression(const nlohmann::json& c, const pkv::SessionStats& full) {
+    std::printf("Compressed  %s: policy (search + eviction) %.1f ms = %.2f%% of the prefill; importance is\n"
+                "            accumulated inside the prefill's attention (one add per probability)\n",
+                c["policy"].get<std::string>().c_str(), c["policy_ms"].get<double>(),
+                100.0 * c["policy_share_of_prefill"].get<double>());
+    std::printf("            KV bytes after prefill %lld (cache) = %lld (kept entries x bytes per entry), full %lld\n",
+                (long long)c["kv_bytes_after_prefill"].get<int64_t>(),
+                (long long)c["kept_entries_times_bytes_per_entry"].get<int64_t>(),
+                (long long)c["kv_bytes_full_after_prefill"].get<int64_t>());
+    std::printf("            decode %.2f tok/s vs full %.2f tok/s: %.2fx (ideal from bytes moved %.2fx) at %lld prompt tokens\n",
+                c["decode_tokens_per_second"].get<double>(), c["full_decode_tokens_per_second"].get<double>(),
+                c["speedup"].get<double>(), c["ideal_speedup_from_bytes"].get<double>(), (long long)full.promptTokens);
+}
+
 int runBench(const QStringList& args) {
     QCommandLineParser p;
     p.setApplicationDescription(
@@ -143,6 +195,9 @@ int runBench(const QStringList& args) {
         {"prompt-tokens", "Prompt length, image tokens included.", "n", "640"},
         {"decode-tokens", "Tokens to decode after the prefill.", "n", "32"},
         {"threads", "Threads for OpenMP and OpenBLAS (default: their defaults).", "n"},
+        {"method", "Also compare decode under this KV policy with the full cache, from the same prefill "
+                   "(e.g. prefixkv).", "name"},
+        {"keep", "KV kept for --method, percent.", "percent", "20"},
         {"json", "Print one JSON object."},
     });
     if (!p.parse(args)) return failWith(p.errorText());
@@ -184,8 +239,15 @@ int runBench(const QStringList& args) {
         pkv::GenerateOptions gen;
         gen.maxNewTokens = decodeTokens + 1;  // the first token comes from the prefill's logits
         gen.stopAtEos = false;
+        // The compressed run forks the same prefill before the full run decodes.
+        std::unique_ptr<pkv::Session> compressed;
+        if (p.isSet("method")) compressed = session.fork();
         session.generate(gen, nullptr);
         const pkv::SessionStats st = session.stats();
+        const nlohmann::json compression =
+            compressed ? compareCompressed(*compressed, p.value("method").toStdString(),
+                                           doubleOption(p, "keep", 0.1, 100), gen, st, model->folder())
+                       : nlohmann::json();
 
         const DecoderCost cost = decoderCost(model->folder());
         const double weightsOnDisk = double(model->folder().weightBytes());
@@ -202,7 +264,7 @@ int runBench(const QStringList& args) {
         nlohmann::json gemms = nlohmann::json::array();
         for (const pkvbench::GemmRate& g : limits.gemms)
             gemms.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"gflops", g.gflops}});
-        const nlohmann::json j = {
+        nlohmann::json j = {
             {"model", demo ? "demo" : dir},
             {"dtype", cost.dtype},
             {"threads", limits.threads},
@@ -232,6 +294,7 @@ int runBench(const QStringList& args) {
             {"peak_rss_bytes", peakRss},
             {"peak_rss_ratio_to_weights", peakRss / weightsOnDisk},
         };
+        if (!compression.is_null()) j["compression"] = compression;
         if (p.isSet("json")) {
             std::printf("%s\n", j.dump(1).c_str());
             return Ok;
@@ -258,6 +321,7 @@ int runBench(const QStringList& args) {
                     100.0 * decodeTps / boundWithKvTps, kvBytes / GB);
         std::printf("Peak RSS    %.2f GB = %.0f%% of the weights on disk\n", peakRss / GB,
                     100.0 * peakRss / weightsOnDisk);
+        if (!compression.is_null()) printCompression(compression, st);
         return Ok;
     } catch (const pkv::Error& e) {
         return failWith(QString::fromStdString(e.what()));

@@ -427,6 +427,43 @@ private slots:
         QCOMPARE(vs, vb1);
     }
 
+    // Host memory handed to the backend may be reused as soon as the call returns, also when
+    // the copy is still queued behind other work on the stream (cuda/device_context.h, upload()).
+    void hostSourcesAreCopiedAtOnce() {
+        const int64_t rows = 64, cols = 4096;  // 1 MiB, queued behind a large matrix product
+        auto w = randomWeight(cols, cols, DType::F16, rng_);
+        const Weight wb = gpu_->weight(w->view, cols, cols);
+        auto [xa, xb] = tensors(randomFloats(512 * cols, rng_), 512, cols);
+        Tensor busy = gpu_->alloc(512, cols);
+        gpu_->linear(xb, wb, nullptr, busy);
+        std::vector<float> host = randomFloats(rows * cols, rng_);
+        const std::vector<float> expected = host;
+        Tensor t = gpu_->upload(host.data(), rows, cols);
+        std::fill(host.begin(), host.end(), -1.f);
+        QCOMPARE(download(*gpu_, t), expected);
+
+        auto cache = gpu_->createKvCache(1, 8);
+        auto [ka, kb] = tensors(randomFloats(3 * 8, rng_), 3, 8);
+        cache->append(0, kb, kb, 0);
+        std::vector<float> k(8, 1.5f), v(8, -2.5f), backK, backV;
+        cache->overwrite(0, 1, k, v);
+        std::fill(k.begin(), k.end(), 0.f);
+        cache->read(0, 1, backK, backV);
+        QCOMPARE(backK, std::vector<float>(8, 1.5f));
+        QCOMPARE(backV, std::vector<float>(8, -2.5f));
+    }
+
+    // A cache lives on its backend's stream; another CUDA backend must refuse to read it.
+    void foreignCacheIsRefused() {
+        cuda::CudaBackend other;
+        auto cache = other.createKvCache(1, 16);
+        Tensor kv = other.alloc(2, 16);
+        cache->append(0, kv, kv, 0);
+        Tensor q = gpu_->alloc(2, 16), out = gpu_->alloc(2, 16);
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument,
+                                 gpu_->cachedAttention(q, *cache, 0, AttentionShape{1, 1, 16, 0.25f}, out, nullptr));
+    }
+
     void argmax() {
         const int64_t rows = 4, cols = 32064;
         std::vector<float> host = randomFloats(rows * cols, rng_);
