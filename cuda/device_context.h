@@ -100,7 +100,6 @@ private:
     std::string what_;
 };
 
-
 // Clears the runtime's last error after a call whose failure is deliberately not reported
 // (destructors, release paths). Left set, it would surface at the next launch check
 // (cudaGetLastError) and blame an unrelated kernel. Sticky errors (a lost device) stay anyway.
