@@ -24,6 +24,40 @@ int failWith(const QString& sentence) {
     return UserError;
 }
 
+std::optional<int> parseArguments(QCommandLineParser& p, const QStringList& args) {
+    if (!p.parse(args)) return failWith(p.errorText());
+    if (p.isSet("help")) {
+        std::fputs(qPrintable(p.helpText()), stdout);
+        return Ok;
+    }
+    return std::nullopt;
+}
+
+void requireOptions(const QCommandLineParser& p, std::initializer_list<const char*> names) {
+    for (const char* name : names)
+        if (!p.isSet(name)) throw pkv::Error(std::string("Give --") + name + ".");
+}
+
+// The value of a two-way option, or an error naming the option and both accepted words.
+static bool choice(const QCommandLineParser& p, const QString& name, const char* first, const char* second) {
+    const QString v = p.value(name);
+    if (v != first && v != second)
+        throw pkv::Error("--" + name.toStdString() + " must be " + first + " or " + second + ", not \"" +
+                         v.toStdString() + "\".");
+    return v == first;
+}
+
+pkv::ImageMode imageModeOption(const QCommandLineParser& p) {
+    return choice(p, "image-mode", "pad", "crop") ? pkv::ImageMode::Pad : pkv::ImageMode::Crop;
+}
+
+pkv::PositionMode positionModeOption(const QCommandLineParser& p) {
+    return choice(p, "position-mode", "true", "faithful") ? pkv::PositionMode::Absolute
+                                                          : pkv::PositionMode::LayerZeroLength;
+}
+
+bool faithfulOption(const QCommandLineParser& p) { return choice(p, "variant", "faithful", "fixed"); }
+
 int intOption(const QCommandLineParser& p, const QString& name, int lo, int hi) {
     bool ok = false;
     const int v = p.value(name).toInt(&ok);

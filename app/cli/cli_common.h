@@ -4,9 +4,12 @@
 #include <QCommandLineParser>
 #include <QString>
 #include <QStringList>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 
 #include "engine/model/llava.h"
+#include "engine/session.h"
 
 namespace pkvcli {
 
@@ -18,6 +21,14 @@ enum Exit { Ok = 0, UserError = 1, Usage = 2, Interrupted = 130 };
 std::string modelPathOrDemo(const QString& given, bool* isDemo);
 pkv::DeviceChoice parseDevice(const QString& text);
 int failWith(const QString& sentence);
+// Parses args into p. Returns the exit code when the command ends here (a parse error, reported;
+// or --help, printed), otherwise nothing.
+std::optional<int> parseArguments(QCommandLineParser& p, const QStringList& args);
+// Throws pkv::Error "Give --NAME." for the first of `names` that is not set.
+void requireOptions(const QCommandLineParser& p, std::initializer_list<const char*> names);
+pkv::ImageMode imageModeOption(const QCommandLineParser& p);        // --image-mode pad|crop
+pkv::PositionMode positionModeOption(const QCommandLineParser& p);  // --position-mode true|faithful
+bool faithfulOption(const QCommandLineParser& p);                   // --variant faithful|fixed
 // Parses an int/float option, throwing pkv::Error naming the option when it is not a number in range.
 int intOption(const QCommandLineParser& p, const QString& name, int lo, int hi);
 double doubleOption(const QCommandLineParser& p, const QString& name, double lo, double hi);

@@ -200,11 +200,7 @@ int runBench(const QStringList& args) {
         {"keep", "KV kept for --method, percent.", "percent", "20"},
         {"json", "Print one JSON object."},
     });
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     try {
         const int promptTokens = intOption(p, "prompt-tokens", 1, 1 << 20);
         const int decodeTokens = intOption(p, "decode-tokens", 1, 1 << 20);

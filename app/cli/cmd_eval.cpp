@@ -45,23 +45,13 @@ void parseShard(const QString& text, int* k, int* n) {
         throw pkv::Error("--shard must be K/N with 0 <= K < N, e.g. 0/4, not \"" + text.toStdString() + "\".");
 }
 
-pkv::PositionMode parsePositions(const QString& m) {
-    if (m == "true") return pkv::PositionMode::Absolute;
-    if (m == "faithful") return pkv::PositionMode::LayerZeroLength;
-    throw pkv::Error("--position-mode must be true or faithful, not \"" + m.toStdString() + "\".");
-}
-
 int runMerge(const QStringList& args) {
     QCommandLineParser p;
     p.setApplicationDescription("Join the folders of a sharded evaluation into one, with its summary.");
     p.addHelpOption();
     p.addOption({"out", "Folder to write the merged results to.", "dir"});
     p.addPositionalArgument("shards", "Shard folders written by 'prefixkv eval --shard K/N'.", "SHARD_DIR...");
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     try {
         if (!p.isSet("out")) throw pkv::Error("Give the folder to merge into with --out DIR.");
         std::vector<std::string> shards;
@@ -107,29 +97,18 @@ int runEval(const QStringList& args) {
         {"image-mode", "pad (LLaVA-1.5, the reference) or crop.", "mode", "pad"},
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     try {
-        for (const char* required : {"dataset", "images", "out"})
-            if (!p.isSet(required)) throw pkv::Error(std::string("Give --") + required + ".");
-        const QString variant = p.value("variant");
-        if (variant != "faithful" && variant != "fixed")
-            throw pkv::Error("--variant must be faithful or fixed, not \"" + variant.toStdString() + "\".");
+        requireOptions(p, {"dataset", "images", "out"});
         pkv::EvalOptions o;
         o.policies = pkv::policyGrid(pkv::splitCommaList(p.value("methods").toStdString()),
-                                     pkv::parseKeepList(p.value("keep").toStdString()), variant == "faithful",
+                                     pkv::parseKeepList(p.value("keep").toStdString()), faithfulOption(p),
                                      p.value("profile").toStdString());
         o.maxSamples = intOption(p, "samples", 0, 1 << 30);
         o.maxNewTokens = intOption(p, "max-new-tokens", 1, 1 << 20);
         parseShard(p.value("shard"), &o.shardIndex, &o.shardCount);
-        o.positionMode = parsePositions(p.value("position-mode"));
-        const QString imageMode = p.value("image-mode");
-        if (imageMode != "pad" && imageMode != "crop")
-            throw pkv::Error("--image-mode must be pad or crop, not \"" + imageMode.toStdString() + "\".");
-        o.imageMode = imageMode == "pad" ? pkv::ImageMode::Pad : pkv::ImageMode::Crop;
+        o.positionMode = positionModeOption(p);
+        o.imageMode = imageModeOption(p);
         o.onProgress = printProgress;
         o.cancel = &gCancel;
 

@@ -29,12 +29,6 @@ pkv::ChatTemplate parseTemplate(const QString& t) {
     throw pkv::Error("--template must be llava_v1, llava_hf or raw, not \"" + t.toStdString() + "\".");
 }
 
-pkv::ImageMode parseImageMode(const QString& m) {
-    if (m == "pad") return pkv::ImageMode::Pad;
-    if (m == "crop") return pkv::ImageMode::Crop;
-    throw pkv::Error("--image-mode must be pad or crop, not \"" + m.toStdString() + "\".");
-}
-
 // --keep 20% / --keep 20 / --budget-tokens 128, with --method and its options, as a PolicySpec.
 pkv::PolicySpec policyFromOptions(const QCommandLineParser& p) {
     pkv::PolicySpec spec;
@@ -51,17 +45,9 @@ pkv::PolicySpec policyFromOptions(const QCommandLineParser& p) {
         if (!ok) throw pkv::Error("--keep must be a percentage such as 20% or 20, not \"" + p.value("keep").toStdString() + "\".");
         spec.budget = pkv::Budget::keptPercent(b);
     }
-    spec.faithful = p.value("variant") == "faithful";
-    if (p.value("variant") != "faithful" && p.value("variant") != "fixed")
-        throw pkv::Error("--variant must be faithful or fixed, not \"" + p.value("variant").toStdString() + "\".");
+    spec.faithful = faithfulOption(p);
     spec.profilePath = p.value("profile").toStdString();
     return spec;
-}
-
-pkv::PositionMode parsePositionMode(const QString& m) {
-    if (m == "true") return pkv::PositionMode::Absolute;
-    if (m == "faithful") return pkv::PositionMode::LayerZeroLength;
-    throw pkv::Error("--position-mode must be true or faithful, not \"" + m.toStdString() + "\".");
 }
 
 nlohmann::json statsJson(const pkv::SessionStats& s) {
@@ -108,11 +94,7 @@ int runGenerate(const QStringList& args) {
          "as the reference).", "mode", "true"},
         {"json", "Print one JSON object (text, token ids, per-layer cache lengths, timings) instead of streaming."},
     });
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     const bool json = p.isSet("json");
     try {
         const QString instruction = p.value("prompt");
@@ -125,9 +107,9 @@ int runGenerate(const QStringList& args) {
         gen.seed = uint64_t(intOption(p, "seed", 0, 2147483647));
         gen.stopAtEos = !p.isSet("ignore-eos");
         const pkv::ChatTemplate tmpl = parseTemplate(p.value("template"));
-        const pkv::ImageMode mode = parseImageMode(p.value("image-mode"));
+        const pkv::ImageMode mode = imageModeOption(p);
         const pkv::PolicySpec policy = policyFromOptions(p);
-        const pkv::PositionMode positions = parsePositionMode(p.value("position-mode"));
+        const pkv::PositionMode positions = positionModeOption(p);
 
         std::signal(SIGINT, onInterrupt);
         bool demo = false;

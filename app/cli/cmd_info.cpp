@@ -33,11 +33,7 @@ int runInfo(const QStringList& args) {
     p.addOptions({{"model", "llava-hf model folder (default: the embedded demo model).", "dir"},
                   {"device", "auto, cpu or cuda: the device a run would use.", "name", "auto"},
                   {"json", "Print one JSON object."}});
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     try {
         bool demo = false;
         const std::string dir = modelPathOrDemo(p.value("model"), &demo);

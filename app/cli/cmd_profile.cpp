@@ -37,19 +37,12 @@ int runProfile(const QStringList& args) {
         {"image-mode", "pad or crop.", "mode", "pad"},
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     try {
-        for (const char* required : {"dataset", "images", "out"})
-            if (!p.isSet(required)) throw pkv::Error(std::string("Give --") + required + ".");
+        requireOptions(p, {"dataset", "images", "out"});
         const std::vector<double> keep = pkv::parseKeepList(p.value("keep").toStdString());
         if (keep.size() != 1) throw pkv::Error("profile takes one --keep budget; run it once per budget.");
-        const QString imageMode = p.value("image-mode");
-        if (imageMode != "pad" && imageMode != "crop")
-            throw pkv::Error("--image-mode must be pad or crop, not \"" + imageMode.toStdString() + "\".");
+        const pkv::ImageMode imageMode = imageModeOption(p);
         const pkv::Dataset data = pkv::loadDataset(p.value("dataset").toStdString(), p.value("images").toStdString());
         std::signal(SIGINT, onInterrupt);
         bool demo = false;
@@ -59,7 +52,7 @@ int runProfile(const QStringList& args) {
         auto model = pkv::LlavaModel::load(modelPathOrDemo(p.value("model"), &demo), load);
         const auto rows = pkv::profileSamples(
             model, data, pkv::Budget::keptPercent(keep.front()), intOption(p, "samples", 0, 1 << 30),
-            imageMode == "pad" ? pkv::ImageMode::Pad : pkv::ImageMode::Crop,
+            imageMode,
             [](int i, int n) { std::fprintf(stderr, "profiling sample %d/%d\n", i + 1, n); }, &gCancel);
         if (p.isSet("samples-log"))
             for (const auto& row : rows) pkv::appendProfileSample(p.value("samples-log").toStdString(), row);

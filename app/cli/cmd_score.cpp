@@ -50,11 +50,7 @@ int scoreRouge(const QStringList& args) {
         "PrefixKV reference reports) and textbook ROUGE-L. Files hold one text per line, or a JSON list of strings.");
     p.addHelpOption();
     p.addOptions({{"hyp", "Hypotheses.", "file"}, {"ref", "References, in the same order.", "file"}});
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     try {
         if (!p.isSet("hyp") || !p.isSet("ref")) throw pkv::Error("Give both --hyp FILE and --ref FILE.");
         const std::vector<std::string> hyps = readTexts(p.value("hyp")), refs = readTexts(p.value("ref"));
@@ -100,20 +96,14 @@ int scorePpl(const QStringList& args) {
         {"position-mode", "true (absolute) or faithful (layer-0 cache length).", "mode", "true"},
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
-    if (!p.parse(args)) return failWith(p.errorText());
-    if (p.isSet("help")) {
-        std::fputs(qPrintable(p.helpText()), stdout);
-        return Ok;
-    }
+    if (const auto exit = parseArguments(p, args)) return *exit;
     try {
         if (!p.isSet("dataset") || !p.isSet("images")) throw pkv::Error("Give --dataset FILE and --images DIR.");
         const std::vector<pkv::PolicySpec> specs =
             pkv::policyGrid({p.value("method").toStdString()}, pkv::parseKeepList(p.value("keep").toStdString()),
-                            p.value("variant") != "fixed", p.value("profile").toStdString());
+                            faithfulOption(p), p.value("profile").toStdString());
         if (specs.size() != 1) throw pkv::Error("score ppl takes one --keep budget.");
-        const QString mode = p.value("position-mode");
-        if (mode != "true" && mode != "faithful")
-            throw pkv::Error("--position-mode must be true or faithful, not \"" + mode.toStdString() + "\".");
+        const pkv::PositionMode positions = positionModeOption(p);
         const pkv::Dataset data = pkv::loadDataset(p.value("dataset").toStdString(), p.value("images").toStdString());
         const int limit = intOption(p, "samples", 0, 1 << 30);
         const size_t n = limit > 0 ? std::min(size_t(limit), data.samples.size()) : data.samples.size();
@@ -127,7 +117,7 @@ int scorePpl(const QStringList& args) {
         std::printf("index\tid\ttokens\tppl\n");
         for (size_t i = 0; i < n; ++i) {
             pkv::Session s(model);
-            s.setPositionMode(mode == "true" ? pkv::PositionMode::Absolute : pkv::PositionMode::LayerZeroLength);
+            s.setPositionMode(positions);
             s.setPolicy(pkv::makePolicy(specs.front(), model->config().text.numLayers));
             const pkv::RgbImage image = pkv::decodeImageFile(data.imagePath(i));
             s.prefill(data.samples[i].prompt, &image);
