@@ -1,6 +1,8 @@
 // Scaled dot-product attention: scores, a numerically stable softmax, the weighted sum of values.
-// Two schedules of the same arithmetic:
-// - few queries (decode): one (query, head) pair at a time, bound by reading the cache;
+// Three schedules of the same arithmetic:
+// - one query (decode): per KV head, the query heads that share it form a small matrix, so
+//   S = Q_group K^T and P V are sgemm calls that read each cached key and value once per group;
+// - a few queries: one (query, head) pair at a time;
 // - many queries (prefill, vision): per head and block of query rows, scores S = Q K^T and the
 //   output P V as single-threaded sgemm calls on thread-private tiles, so the work runs at GEMM
 //   speed; keys a block cannot see (causal) are never multiplied.
@@ -154,6 +156,42 @@ void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, 
         for (int64_t j = 0; j < windowRows * nk; ++j) window[j] += part[size_t(j)];
 }
 
+// One query row: for each KV head g, its groupSize query heads are consecutive in q, so they are a
+// [groupSize x d] matrix against the layer's keys.
+void attentionDecode(const float* q, const float* k, const float* v, int64_t nk, int64_t kvStride,
+                     const AttentionShape& s, float* out, float* importance, float* window) {
+    const int groupSize = s.numHeads / s.numKvHeads, d = s.headDim;
+    const float invHeads = 1.f / float(s.numHeads);
+    const int threads = omp_get_max_threads();
+    std::vector<std::vector<float>> partial((importance || window) ? threads : 0, std::vector<float>(size_t(nk), 0.f));
+#pragma omp parallel if (int64_t(s.numHeads) * nk * d >= kMinParallelWork)
+    {
+        const int t = omp_get_thread_num();
+        std::vector<float> scores(size_t(groupSize) * size_t(nk));
+#pragma omp for schedule(static)
+        for (int g = 0; g < s.numKvHeads; ++g) {
+            const float* qg = q + int64_t(g) * groupSize * d;
+            const int64_t kvOff = int64_t(g) * d;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, groupSize, int(nk), d, s.scale, qg, d, k + kvOff,
+                        int(kvStride), 0.f, scores.data(), int(nk));
+            for (int r = 0; r < groupSize; ++r) {
+                float* row = scores.data() + int64_t(r) * nk;
+                softmaxRow(row, nk, nk);
+                if (!partial.empty())
+                    for (int64_t j = 0; j < nk; ++j) partial[size_t(t)][size_t(j)] += row[j] * invHeads;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, groupSize, d, int(nk), 1.f, scores.data(), int(nk),
+                        v + kvOff, int(kvStride), 0.f, out + int64_t(g) * groupSize * d, d);
+        }
+    }
+    // The one query is both the importance row and the whole window.
+    for (const auto& part : partial)
+        for (int64_t j = 0; j < nk; ++j) {
+            if (importance) importance[j] += part[size_t(j)];
+            if (window) window[j] += part[size_t(j)];
+        }
+}
+
 }  // namespace
 
 void attention(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
@@ -161,6 +199,8 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
                float* window, int64_t windowRows) {
     if (nq >= kGemmMinQueries)
         attentionTiles(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
+    else if (nq == 1 && (!causal || keyOffset + 1 >= nk))  // one query that sees every key
+        attentionDecode(q, k, v, nk, kvStride, s, out, importance, windowRows > 0 ? window : nullptr);
     else
         attentionRows(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
 }
