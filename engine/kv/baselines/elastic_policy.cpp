@@ -15,12 +15,7 @@ std::unique_ptr<KvPolicy> ElasticPolicy::clone() const { return std::make_unique
 void ElasticPolicy::afterPrefill(KvCache& cache, const PrefillContext& ctx) {
     const int64_t n = ctx.promptLength;
     checkPrefilledCache(cache, n, name());
-    if (!ctx.importance || int64_t(ctx.importance->size()) != cache.numLayers())
-        throw Error("The " + name() + " policy needs the token importance of every layer after the prefill.");
-    for (const auto& layer : *ctx.importance)
-        if (int64_t(layer.size()) != n)
-            throw Error("The " + name() + " policy got " + std::to_string(layer.size()) + " importance values for a prompt of " +
-                        std::to_string(n) + " tokens.");
+    checkImportance(cache, ctx, name());
     r_ = budget_.evictedFraction(n);
     prefilled_ = true;
 

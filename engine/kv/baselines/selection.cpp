@@ -134,4 +134,13 @@ void checkPrefilledCache(const KvCache& cache, int64_t n, const std::string& pol
                         std::to_string(l) + " of the KV cache after a prefill of " + std::to_string(n) + " tokens.");
 }
 
+void checkImportance(const KvCache& cache, const PrefillContext& ctx, const std::string& policy) {
+    if (!ctx.importance || int64_t(ctx.importance->size()) != cache.numLayers())
+        throw Error("The " + policy + " policy needs the token importance of every layer after the prefill.");
+    for (const auto& layer : *ctx.importance)
+        if (int64_t(layer.size()) != ctx.promptLength)
+            throw Error("The " + policy + " policy got " + std::to_string(layer.size()) +
+                        " importance values for a prompt of " + std::to_string(ctx.promptLength) + " tokens.");
+}
+
 }  // namespace pkv

@@ -52,5 +52,7 @@ std::vector<int64_t> apportion(const std::vector<double>& weights, int64_t total
 
 // Throws pkv::Error naming the policy unless every layer holds `n` entries after the prefill.
 void checkPrefilledCache(const KvCache& cache, int64_t n, const std::string& policy);
+// Throws unless ctx carries one importance vector of the prompt's length per cache layer.
+void checkImportance(const KvCache& cache, const PrefillContext& ctx, const std::string& policy);
 
 }  // namespace pkv
