@@ -24,6 +24,19 @@ int failWith(const QString& sentence) {
     return UserError;
 }
 
+int runGuarded(const std::function<int()>& body) {
+    try {
+        return body();
+    } catch (const pkv::Cancelled&) {
+        std::fprintf(stderr, "prefixkv: cancelled.\n");
+        return Interrupted;
+    } catch (const pkv::Error& e) {
+        return failWith(QString::fromStdString(e.what()));
+    } catch (const std::bad_alloc&) {
+        return failWith("Out of memory: the model and its cache do not fit in this machine's memory.");
+    }
+}
+
 std::optional<int> parseArguments(QCommandLineParser& p, const QStringList& args) {
     if (!p.parse(args)) return failWith(p.errorText());
     if (p.isSet("help")) {

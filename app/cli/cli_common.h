@@ -4,6 +4,7 @@
 #include <QCommandLineParser>
 #include <QString>
 #include <QStringList>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -21,6 +22,9 @@ enum Exit { Ok = 0, UserError = 1, Usage = 2, Interrupted = 130 };
 std::string modelPathOrDemo(const QString& given, bool* isDemo);
 pkv::DeviceChoice parseDevice(const QString& text);
 int failWith(const QString& sentence);
+// Runs a command's body, turning what it throws into the exit codes above and one sentence on
+// stderr: pkv::Error (the user's mistake), pkv::Cancelled (Ctrl+C), out of memory.
+int runGuarded(const std::function<int()>& body);
 // Parses args into p. Returns the exit code when the command ends here (a parse error, reported;
 // or --help, printed), otherwise nothing.
 std::optional<int> parseArguments(QCommandLineParser& p, const QStringList& args);

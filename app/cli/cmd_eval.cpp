@@ -52,7 +52,7 @@ int runMerge(const QStringList& args) {
     p.addOption({"out", "Folder to write the merged results to.", "dir"});
     p.addPositionalArgument("shards", "Shard folders written by 'prefixkv eval --shard K/N'.", "SHARD_DIR...");
     if (const auto exit = parseArguments(p, args)) return *exit;
-    try {
+    return runGuarded([&] {
         if (!p.isSet("out")) throw pkv::Error("Give the folder to merge into with --out DIR.");
         std::vector<std::string> shards;
         for (const QString& s : p.positionalArguments()) shards.push_back(s.toStdString());
@@ -60,9 +60,7 @@ int runMerge(const QStringList& args) {
         std::fprintf(stderr, "merged %zu folders into %s (summary.json, summary.csv)\n", shards.size(),
                      qPrintable(p.value("out")));
         return Ok;
-    } catch (const pkv::Error& e) {
-        return failWith(QString::fromStdString(e.what()));
-    }
+    });
 }
 
 }  // namespace
@@ -98,7 +96,7 @@ int runEval(const QStringList& args) {
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
     if (const auto exit = parseArguments(p, args)) return *exit;
-    try {
+    return runGuarded([&] {
         requireOptions(p, {"dataset", "images", "out"});
         pkv::EvalOptions o;
         o.policies = pkv::policyGrid(pkv::splitCommaList(p.value("methods").toStdString()),
@@ -134,14 +132,7 @@ int runEval(const QStringList& args) {
         }
         std::fprintf(stderr, "summary: %s/summary.json, %s/summary.csv\n", qPrintable(p.value("out")), qPrintable(p.value("out")));
         return Ok;
-    } catch (const pkv::Cancelled&) {
-        std::fprintf(stderr, "prefixkv: cancelled.\n");
-        return Interrupted;
-    } catch (const pkv::Error& e) {
-        return failWith(QString::fromStdString(e.what()));
-    } catch (const std::bad_alloc&) {
-        return failWith("Out of memory: the model and its cache do not fit in this machine's memory.");
-    }
+    });
 }
 
 }  // namespace pkvcli

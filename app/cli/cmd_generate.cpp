@@ -96,7 +96,7 @@ int runGenerate(const QStringList& args) {
     });
     if (const auto exit = parseArguments(p, args)) return *exit;
     const bool json = p.isSet("json");
-    try {
+    return runGuarded([&] {
         const QString instruction = p.value("prompt");
         if (instruction.trimmed().isEmpty())
             throw pkv::Error("The prompt is empty: give an instruction with --prompt \"...\".");
@@ -162,14 +162,7 @@ int runGenerate(const QStringList& args) {
                          st.decodeTokensPerSecond(), double(st.kvBytes) / (1 << 20), pkv::stopReasonName(reason));
         }
         return reason == pkv::StopReason::Cancelled ? Interrupted : Ok;
-    } catch (const pkv::Cancelled&) {
-        std::fprintf(stderr, "prefixkv: cancelled.\n");
-        return Interrupted;
-    } catch (const pkv::Error& e) {
-        return failWith(QString::fromStdString(e.what()));
-    } catch (const std::bad_alloc&) {
-        return failWith("Out of memory: the model and its cache do not fit in this machine's memory.");
-    }
+    });
 }
 
 }  // namespace pkvcli

@@ -34,7 +34,7 @@ int runInfo(const QStringList& args) {
                   {"device", "auto, cpu or cuda: the device a run would use.", "name", "auto"},
                   {"json", "Print one JSON object."}});
     if (const auto exit = parseArguments(p, args)) return *exit;
-    try {
+    return runGuarded([&] {
         bool demo = false;
         const std::string dir = modelPathOrDemo(p.value("model"), &demo);
         auto folder = pkv::ModelFolder::open(dir);
@@ -86,9 +86,7 @@ int runInfo(const QStringList& args) {
         std::printf("Estimate     %s for a %lld-token prompt and 512 new tokens\n", human(typical).c_str(),
                     (long long)typicalPrompt);
         return Ok;
-    } catch (const pkv::Error& e) {
-        return failWith(QString::fromStdString(e.what()));
-    }
+    });
 }
 
 }  // namespace pkvcli

@@ -38,7 +38,7 @@ int runProfile(const QStringList& args) {
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
     if (const auto exit = parseArguments(p, args)) return *exit;
-    try {
+    return runGuarded([&] {
         requireOptions(p, {"dataset", "images", "out"});
         const std::vector<double> keep = pkv::parseKeepList(p.value("keep").toStdString());
         if (keep.size() != 1) throw pkv::Error("profile takes one --keep budget; run it once per budget.");
@@ -63,12 +63,7 @@ int runProfile(const QStringList& args) {
         std::fprintf(stderr, "wrote %s: %zu layers, mean evicted fraction %.4f over %zu samples\n",
                      qPrintable(p.value("out")), conf.size(), mean / double(conf.size()), rows.size());
         return Ok;
-    } catch (const pkv::Cancelled&) {
-        std::fprintf(stderr, "prefixkv: cancelled.\n");
-        return Interrupted;
-    } catch (const pkv::Error& e) {
-        return failWith(QString::fromStdString(e.what()));
-    }
+    });
 }
 
 }  // namespace pkvcli

@@ -51,7 +51,7 @@ int scoreRouge(const QStringList& args) {
     p.addHelpOption();
     p.addOptions({{"hyp", "Hypotheses.", "file"}, {"ref", "References, in the same order.", "file"}});
     if (const auto exit = parseArguments(p, args)) return *exit;
-    try {
+    return runGuarded([&] {
         if (!p.isSet("hyp") || !p.isSet("ref")) throw pkv::Error("Give both --hyp FILE and --ref FILE.");
         const std::vector<std::string> hyps = readTexts(p.value("hyp")), refs = readTexts(p.value("ref"));
         if (hyps.size() != refs.size())
@@ -73,9 +73,7 @@ int scoreRouge(const QStringList& args) {
         }
         std::printf("mean\t%.17g\t%.17g\n", sum / double(hyps.size()), sumTextbook / double(hyps.size()));
         return Ok;
-    } catch (const pkv::Error& e) {
-        return failWith(QString::fromStdString(e.what()));
-    }
+    });
 }
 
 int scorePpl(const QStringList& args) {
@@ -97,7 +95,7 @@ int scorePpl(const QStringList& args) {
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
     if (const auto exit = parseArguments(p, args)) return *exit;
-    try {
+    return runGuarded([&] {
         if (!p.isSet("dataset") || !p.isSet("images")) throw pkv::Error("Give --dataset FILE and --images DIR.");
         const std::vector<pkv::PolicySpec> specs =
             pkv::policyGrid({p.value("method").toStdString()}, pkv::parseKeepList(p.value("keep").toStdString()),
@@ -132,12 +130,7 @@ int scorePpl(const QStringList& args) {
         std::printf("pooled\t%s\t%lld\t%.6f\n", pkv::describePolicy(specs.front()).c_str(), (long long)pool.tokens(),
                     pool.perplexity());
         return Ok;
-    } catch (const pkv::Cancelled&) {
-        std::fprintf(stderr, "prefixkv: cancelled.\n");
-        return Interrupted;
-    } catch (const pkv::Error& e) {
-        return failWith(QString::fromStdString(e.what()));
-    }
+    });
 }
 
 }  // namespace
