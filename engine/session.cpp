@@ -233,7 +233,9 @@ int Session::pickToken(const GenerateOptions& o) {
 StopReason Session::generate(const GenerateOptions& options, const TokenCallback& onToken) {
     if (!cache_) throw Error("There is nothing to generate from: run a prefill first.");
     cancel_.store(false);
-    if (options.temperature > 0.f) rng_.seed(options.seed);
+    // Seeded once per answer, so an answer generated in several calls (one token at a time, as
+    // the GUI steps two sessions in turn) draws the same tokens as one call.
+    if (options.temperature > 0.f && generated_.empty() && pending_ < 0) rng_.seed(options.seed);
     const int eos = model_->tokenizer().eosId();
     const int64_t maxPositions = model_->config().text.maxPositions;
     for (int i = 0; i < options.maxNewTokens; ++i) {

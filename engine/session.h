@@ -34,7 +34,7 @@ struct GenerateOptions {
     bool stopAtEos = true;
     float temperature = 0.f;  // 0 = greedy
     float topP = 1.f;
-    uint64_t seed = 0;
+    uint64_t seed = 0;        // applied when an answer starts; later calls continue its stream
 };
 
 enum class StopReason { None, Eos, MaxTokens, ContextFull, Cancelled };

@@ -24,6 +24,9 @@ struct RunRequest {
     bool compareFull = true;  // also stream the full-cache answer from the same prefill
     int maxNewTokens = 128;
     bool stopAtEos = true;
+    float temperature = 0.f;  // 0: greedy; both sides draw from the same seed
+    float topP = 1.f;
+    quint64 seed = 0;
     pkv::PositionMode positionMode = pkv::PositionMode::Absolute;
     pkv::ImageMode imageMode = pkv::ImageMode::Pad;
 };

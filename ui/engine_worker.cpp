@@ -216,6 +216,9 @@ bool EngineWorker::step(Lane& lane) {
     pkv::GenerateOptions o;
     o.maxNewTokens = 1;
     o.stopAtEos = last_.stopAtEos;
+    o.temperature = last_.temperature;
+    o.topP = last_.topP;
+    o.seed = last_.seed;
     const int eos = model_->tokenizer().eosId();
     int id = -1;
     std::string piece;

@@ -12,6 +12,7 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QShortcut>
+#include <QDoubleSpinBox>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStatusBar>
@@ -73,6 +74,23 @@ void MainWindow::buildUi() {
     maxNew_->setValue(128);
     maxNew_->setPrefix("max ");
     maxNew_->setSuffix(" tokens");
+    temperature_ = new QDoubleSpinBox;
+    temperature_->setObjectName("temperature");
+    temperature_->setRange(0.0, 2.0);
+    temperature_->setSingleStep(0.1);
+    temperature_->setPrefix("temperature ");
+    temperature_->setToolTip("0 decodes greedily (as the reference evaluation does); above 0 samples");
+    topP_ = new QDoubleSpinBox;
+    topP_->setObjectName("topP");
+    topP_->setRange(0.05, 1.0);
+    topP_->setSingleStep(0.05);
+    topP_->setValue(1.0);
+    topP_->setPrefix("top-p ");
+    seed_ = new QSpinBox;
+    seed_->setObjectName("seed");
+    seed_->setRange(0, 1 << 30);
+    seed_->setPrefix("seed ");
+    seed_->setToolTip("Both answers draw from this seed, so they differ only by the cache");
     compression_ = new CompressionPanel;
     modelLabel_ = new QLabel("No model");
     modelLabel_->setObjectName("modelLabel");
@@ -104,6 +122,11 @@ void MainWindow::buildUi() {
     buttons->addWidget(stop_);
     buttons->addWidget(maxNew_);
     lv->addLayout(buttons);
+    auto* sampling = new QHBoxLayout;
+    sampling->addWidget(temperature_);
+    sampling->addWidget(topP_);
+    sampling->addWidget(seed_);
+    lv->addLayout(sampling);
     auto* compBox = new QGroupBox("Compression");
     auto* cv = new QVBoxLayout(compBox);
     cv->addWidget(compression_);
@@ -353,6 +376,9 @@ void MainWindow::generate() {
     r.positionMode = compression_->positionMode();
     r.imageMode = compression_->imageMode();
     r.maxNewTokens = maxNew_->value();
+    r.temperature = float(temperature_->value());
+    r.topP = float(topP_->value());
+    r.seed = quint64(seed_->value());
     lastRequest_ = r;
     hasRun_ = true;
     rerunPending_ = false;

@@ -15,6 +15,7 @@ class QProgressBar;
 class QPushButton;
 class QTextEdit;
 class QListWidget;
+class QDoubleSpinBox;
 class QSpinBox;
 
 namespace pkvui {
@@ -89,6 +90,9 @@ private:
     QPushButton* generate_;
     QPushButton* stop_;
     QSpinBox* maxNew_;
+    QDoubleSpinBox* temperature_;
+    QDoubleSpinBox* topP_;
+    QSpinBox* seed_;
     CompressionPanel* compression_;
     QLabel* modelLabel_;
     QProgressBar* loadBar_;

@@ -233,6 +233,13 @@ private slots:
         opt.seed = 8;
         c.generate(opt, {});
         QVERIFY(c.generated() != a.generated());
+        // The same answer drawn one token per call, as the GUI steps it.
+        Session d(model_);
+        d.prefill(goldenPrompt(), &image_);
+        opt.seed = 7;
+        opt.maxNewTokens = 1;
+        for (int i = 0; i < 12; ++i) d.generate(opt, {});
+        QCOMPARE(d.generated(), a.generated());
     }
 };
 

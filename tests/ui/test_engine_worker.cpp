@@ -99,6 +99,33 @@ private slots:
         QVERIFY(std::isfinite(c.pplFull) && c.pplFull >= 1.0);
     }
 
+    // Sampling: the worker steps each side one token per call, and still draws exactly what one
+    // generate() call with the same seed draws.
+    void samplingMatchesOneCall() {
+        QSignalSpy sides(worker_, &EngineWorker::sideFinished);
+        QSignalSpy done(worker_, &EngineWorker::runFinished);
+        RunRequest r = request(10, true);
+        r.temperature = 0.9f;
+        r.topP = 0.9f;
+        r.seed = 11;
+        run(r);
+        QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
+        QCOMPARE(sides.count(), 2);
+        const auto full = sides.at(1).first().value<SideResult>();
+
+        pkv::Session s(model_);
+        s.prefill(pkv::applyChatTemplate(pkv::ChatTemplate::LlavaV1, "What is in this picture?", true), image_.get());
+        pkv::GenerateOptions o;
+        o.maxNewTokens = 10;
+        o.stopAtEos = r.stopAtEos;
+        o.temperature = 0.9f;
+        o.topP = 0.9f;
+        o.seed = 11;
+        s.generate(o, {});
+        QCOMPARE(full.ids, s.generated());
+        QVERIFY(full.ids != uitest::runDirect(model_, "What is in this picture?", image_.get(), nullptr, 10, r.stopAtEos).ids);
+    }
+
     // Stop pressed from another thread while tokens stream: the worker produces at most one more
     // token. The request is made at the compressed side's sixth token, from a separate thread,
     // while the worker waits, so the moment of the stop is exact even on a fast model.
