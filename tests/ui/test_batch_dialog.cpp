@@ -53,11 +53,7 @@ class TestBatchDialog : public QObject {
 
 private slots:
     void initTestCase() {
-        registerEngineTypes();
-        worker_ = new EngineWorker;
-        worker_->moveToThread(&thread_);
-        connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
-        thread_.start();
+        worker_ = uitest::startWorker(thread_);
         QSignalSpy loaded(worker_, &EngineWorker::modelLoaded);
         QMetaObject::invokeMethod(worker_, [this] {
             worker_->loadModel(uitest::tinyModelDir(), false, int(pkv::DeviceChoice::Cpu));

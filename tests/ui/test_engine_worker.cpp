@@ -40,11 +40,7 @@ class TestEngineWorker : public QObject {
 
 private slots:
     void initTestCase() {
-        registerEngineTypes();
-        worker_ = new EngineWorker;
-        worker_->moveToThread(&thread_);
-        connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
-        thread_.start();
+        worker_ = uitest::startWorker(thread_);
         QSignalSpy loaded(worker_, &EngineWorker::modelLoaded);
         load(uitest::tinyModelDir());
         QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);

@@ -2,6 +2,7 @@
 // What the GUI tests share: the tiny fixture model, a prompt built as the worker builds it, and a
 // plain engine run to compare the worker's streams with.
 #include <QSignalSpy>
+#include <QThread>
 #include <QTest>
 #include <functional>
 
@@ -9,10 +10,21 @@
 #include "engine/kv/policy_factory.h"
 #include "engine/session.h"
 #include "engine/tokenizer/prompt.h"
+#include "ui/engine_worker.h"
 
 namespace uitest {
 
 inline QString tinyModelDir() { return pkvtest::fixturesDir() + "/models/tiny-gqa-f32"; }
+// An engine worker on its own thread, as the window runs it; deleted when the thread finishes.
+inline pkvui::EngineWorker* startWorker(QThread& thread) {
+    pkvui::registerEngineTypes();
+    auto* worker = new pkvui::EngineWorker;
+    worker->moveToThread(&thread);
+    QObject::connect(&thread, &QThread::finished, worker, &QObject::deleteLater);
+    thread.start();
+    return worker;
+}
+
 inline QString fixtureImagePath() { return pkvtest::fixturesDir() + "/images/model_input.png"; }
 
 // A run of the engine without the worker: the policy set before the prefill (so the Session
