@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <QCommandLineParser>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -124,6 +125,24 @@ pkv::RgbImage syntheticImage(int width, int height) {
     return img;
 }
 
+// One table of op times, largest first, with each op's share of the phase's wall time.
+void printProfile(const char* phase, const pkv::OpProfile& profile, double phaseMs) {
+    std::vector<std::pair<std::string, pkv::OpTime>> rows(profile.begin(), profile.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+    double total = 0;
+    for (const auto& r : rows) total += r.second.ms;
+    std::printf("Ops, %s: %.0f ms in ops of %.0f ms wall\n", phase, total, phaseMs);
+    for (const auto& [op, t] : rows)
+        std::printf("    %-22s %7lld calls %9.1f ms %5.1f%% %9.3f ms/call\n", op.c_str(), (long long)t.calls, t.ms,
+                    100.0 * t.ms / phaseMs, t.ms / double(t.calls));
+}
+
+nlohmann::json profileJson(const pkv::OpProfile& profile) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [op, t] : profile) j[op] = {{"calls", t.calls}, {"ms", t.ms}};
+    return j;
+}
+
 double peakRssBytes() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
@@ -198,6 +217,8 @@ int runBench(const QStringList& args) {
         {"method", "Also compare decode under this KV policy with the full cache, from the same prefill "
                    "(e.g. prefixkv).", "name"},
         {"keep", "KV kept for --method, percent.", "percent", "20"},
+        {"profile", "Also time every backend op and print where the image + prefill and the decode spend "
+                    "their time (adds a clock read per op)."},
         {"json", "Print one JSON object."},
     });
     if (const auto exit = parseArguments(p, args)) return *exit;
@@ -221,6 +242,7 @@ int runBench(const QStringList& args) {
         auto t0 = Clock::now();
         pkv::LoadOptions load;
         load.device = pkv::DeviceChoice::Cpu;
+        load.profileOps = p.isSet("profile");
         auto model = pkv::LlavaModel::load(dir, load);
         const double loadMs = msSince(t0);
         t0 = Clock::now();
@@ -232,6 +254,11 @@ int runBench(const QStringList& args) {
         if (!p.isSet("json")) std::fprintf(stderr, "[prefill and %d decode steps ...]\n", decodeTokens);
         pkv::Session session(model);
         session.prefill(prompt, &image);
+        pkv::OpProfile prefillOps;
+        if (pkv::ProfilingBackend* profiler = model->opProfiler()) {
+            prefillOps = profiler->profile();
+            profiler->reset();
+        }
         pkv::GenerateOptions gen;
         gen.maxNewTokens = decodeTokens + 1;  // the first token comes from the prefill's logits
         gen.stopAtEos = false;
@@ -240,6 +267,7 @@ int runBench(const QStringList& args) {
         if (p.isSet("method")) compressed = session.fork();
         session.generate(gen, nullptr);
         const pkv::SessionStats st = session.stats();
+        const pkv::OpProfile decodeOps = model->opProfiler() ? model->opProfiler()->profile() : pkv::OpProfile();
         const nlohmann::json compression =
             compressed ? compareCompressed(*compressed, p.value("method").toStdString(),
                                            doubleOption(p, "keep", 0.1, 100), gen, st, model->folder())
@@ -291,6 +319,7 @@ int runBench(const QStringList& args) {
             {"peak_rss_ratio_to_weights", peakRss / weightsOnDisk},
         };
         if (!compression.is_null()) j["compression"] = compression;
+        if (p.isSet("profile")) j["ops"] = {{"image_and_prefill", profileJson(prefillOps)}, {"decode", profileJson(decodeOps)}};
         if (p.isSet("json")) {
             std::printf("%s\n", j.dump(1).c_str());
             return Ok;
@@ -318,6 +347,10 @@ int runBench(const QStringList& args) {
         std::printf("Peak RSS    %.2f GB = %.0f%% of the weights on disk\n", peakRss / GB,
                     100.0 * peakRss / weightsOnDisk);
         if (!compression.is_null()) printCompression(compression, st);
+        if (p.isSet("profile")) {
+            printProfile("image + prefill", prefillOps, st.imageEncodeMs + st.prefillMs);
+            printProfile("decode", decodeOps, st.decodeMs);
+        }
         return Ok;
     } catch (const pkv::Error& e) {
         return failWith(QString::fromStdString(e.what()));

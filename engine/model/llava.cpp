@@ -17,6 +17,11 @@ std::shared_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const LoadO
 
     BackendChoice choice = chooseBackend(options.device, int64_t(m->folder_->weightBytes()));
     m->backend_ = std::move(choice.backend);
+    if (options.profileOps) {
+        auto profiler = std::make_unique<ProfilingBackend>(std::move(m->backend_));
+        m->profiler_ = profiler.get();
+        m->backend_ = std::move(profiler);
+    }
     m->deviceReason_ = std::move(choice.reason);
 
     step(0.2, "Mapping the vision tower");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/backend/profiling_backend.h"
 #include "engine/backend/registry.h"
 #include "engine/io/image.h"
 #include "engine/io/model_folder.h"
@@ -23,6 +24,8 @@ struct LoadOptions {
     DeviceChoice device = DeviceChoice::Auto;
     std::function<void(double fraction, const std::string& what)> progress;  // 0..1
     const std::atomic<bool>* cancel = nullptr;
+    // Time every backend op (ProfilingBackend); read with LlavaModel::opProfiler().
+    bool profileOps = false;
 };
 
 class LlavaModel {
@@ -34,6 +37,8 @@ public:
     const ModelFolder& folder() const { return *folder_; }
     const Tokenizer& tokenizer() const { return *tokenizer_; }
     Backend& backend() { return *backend_; }
+    // The op timer when loaded with profileOps, else null.
+    ProfilingBackend* opProfiler() { return profiler_; }
     LlamaDecoder& decoder() { return *decoder_; }
     // Why the backend is what it is ("cpu: no CUDA device found", ...).
     const std::string& deviceReason() const { return deviceReason_; }
@@ -49,6 +54,7 @@ private:
     std::unique_ptr<ModelFolder> folder_;
     std::unique_ptr<Tokenizer> tokenizer_;
     std::unique_ptr<Backend> backend_;
+    ProfilingBackend* profiler_ = nullptr;  // owned by backend_ when profiling
     std::string deviceReason_;
     std::unique_ptr<ClipVisionTower> vision_;
     std::unique_ptr<Projector> projector_;
