@@ -16,6 +16,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/backend/cpu/cpu_exp.h"
 #include "engine/backend/cpu/cpu_kernels.h"
 
 namespace pkv::cpu {
@@ -56,12 +57,7 @@ void attentionRows(const float* q, int64_t nq, const float* k, const float* v, i
                     p[size_t(j)] = dotv * s.scale;
                     maxScore = std::max(maxScore, p[size_t(j)]);
                 }
-                float sum = 0.f;
-                for (int64_t j = 0; j < visible; ++j) {
-                    p[size_t(j)] = std::exp(p[size_t(j)] - maxScore);
-                    sum += p[size_t(j)];
-                }
-                const float inv = 1.f / sum;
+                const float inv = 1.f / expShiftedSum(p.data(), p.data(), visible, maxScore);
 
                 float* o = out + i * qStride + int64_t(h) * d;
                 std::fill(o, o + d, 0.f);
@@ -92,13 +88,10 @@ void attentionRows(const float* q, int64_t nq, const float* k, const float* v, i
 // row itself becomes the probabilities. Keys past `visible` are set to 0 for the P V product.
 void softmaxRow(float* row, int64_t visible, int64_t width) {
     float maxScore = -INFINITY;
+#pragma omp simd reduction(max : maxScore)
     for (int64_t j = 0; j < visible; ++j) maxScore = std::max(maxScore, row[j]);
-    float sum = 0.f;
-    for (int64_t j = 0; j < visible; ++j) {
-        row[j] = std::exp(row[j] - maxScore);
-        sum += row[j];
-    }
-    const float inv = 1.f / sum;
+    const float inv = 1.f / expShiftedSum(row, row, visible, maxScore);
+#pragma omp simd
     for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
     std::fill(row + visible, row + width, 0.f);
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/backend/cpu/cpu_exp.h"
 #include "engine/backend/cpu/cpu_kernels.h"
 #include "engine/backend/cpu/cpu_kv_cache.h"
 #include "engine/common/error.h"
@@ -14,6 +15,18 @@
 
 namespace pkv {
 namespace {
+
+// f(begin, end) over [0, n) in one contiguous chunk per thread (one chunk when n is small).
+template <typename F>
+void parallelChunks(int64_t n, F&& f) {
+#pragma omp parallel if (n >= cpu::kMinParallelWork)
+    {
+        const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t per = (n + threads - 1) / threads;
+        const int64_t begin = std::min(n, t * per), end = std::min(n, begin + per);
+        if (end > begin) f(begin, end);
+    }
+}
 
 std::vector<float> toFloat(const Weight& w) {
     std::vector<float> out(size_t(w.rows * w.cols));
@@ -115,8 +128,9 @@ public:
         const float* g = gate.data();
         const float* u = up.data();
         float* o = y.data();
-#pragma omp parallel for schedule(static) if (gate.numel() >= cpu::kMinParallelWork)
-        for (int64_t i = 0; i < gate.numel(); ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+        parallelChunks(gate.numel(), [&](int64_t begin, int64_t end) {
+            cpu::sigmoidGate(g + begin, u + begin, o + begin, end - begin, 1.f);
+        });
     }
 
     void gelu(Tensor& x) override {
@@ -127,8 +141,9 @@ public:
 
     void quickGelu(Tensor& x) override {
         float* p = x.data();
-#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
-        for (int64_t i = 0; i < x.numel(); ++i) p[i] = p[i] / (1.f + std::exp(-1.702f * p[i]));
+        parallelChunks(x.numel(), [&](int64_t begin, int64_t end) {
+            cpu::sigmoidGate(p + begin, nullptr, p + begin, end - begin, 1.702f);
+        });
     }
 
     void add(Tensor& x, const Tensor& y) override {

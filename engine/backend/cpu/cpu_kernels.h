@@ -21,6 +21,10 @@ void convertToFloat(const void* src, DType dtype, int64_t n, float* dst);
 // convert-and-dot kernel; larger n (prefill) converts panels of W to f32 and calls sgemm.
 void linear(const float* x, int64_t n, const Weight& w, const Weight* bias, float* y);
 
+// y = x W^T for W in f16/bf16 by widening W while packing it (cpu_gemm16.cpp); false, with y
+// untouched, where the build has no AVX-512 or W is f32.
+bool gemm16(const float* x, int64_t n, const Weight& w, float* y);
+
 // Attention of nq queries over nk keys/values stored row-major with `kvStride` floats per entry
 // (all KV heads of one token). Query i may see keys [0, visible(i)), where
 // visible(i) = causal ? keyOffset + i + 1 : nk. importance (size nk, zeroed by the caller)

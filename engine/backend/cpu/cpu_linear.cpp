@@ -2,14 +2,17 @@
 //
 // Decode (few rows of x) is bound by reading W from memory once: each weight row is converted
 // and dotted in one pass, rows split across threads. Prefill (many rows) is bound by arithmetic:
-// each thread takes a block of W's rows, converts it to f32 in panels (never the whole model, at
-// most kPanelBytes per thread at a time) and multiplies with single-threaded OpenBLAS sgemm.
+// 16-bit weights go to gemm16 (cpu_gemm16.cpp), which widens W while packing it; f32 weights, and
+// 16-bit ones on builds without AVX-512, go to OpenBLAS: each thread takes a block of W's rows,
+// converts it to f32 in panels (never the whole model, at most kPanelBytes per thread at a time)
+// and multiplies with single-threaded sgemm.
 // Threads come from OpenMP alone: OpenBLAS's own pool is set to one thread, because two pools
 // spinning on two cores starve each other (a thousandfold slowdown on a loaded machine).
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
@@ -50,9 +53,27 @@ inline __m256 load8(const uint16_t* w, DType t) {
 
 // Four 16-bit weight rows dotted with one x, converting 8 weights at a time without a scratch
 // copy. Each load of x serves four rows, so x's traffic through L1 is a quarter of the weights'.
-void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, DType t, float* y) {
+//
+// While it reads these four rows, it asks for the next four (the 4 x stride halves that follow,
+// `next`) to be brought into L2, one cache line per row-line read. Without this the hardware
+// prefetcher must find four new streams every few kilobytes, and stops at each 4 KiB page; with
+// it a decode GEMV streams at 30-40 GB/s instead of 20-29 (bench/README.md). Prefetching past the
+// end of the matrix is harmless: a prefetch never faults.
+void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, DType t, float* y, uintptr_t next) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {  // 32 halves = one 64-byte line of each row
+        for (int line = 0; line < 4; ++line)
+            _mm_prefetch(reinterpret_cast<const char*>(next + 64 * line), _MM_HINT_T1);
+        next += 256;
+        for (int64_t j = i; j < i + 32; j += 8) {
+            const __m256 xv = _mm256_loadu_ps(x + j);
+            a0 = _mm256_fmadd_ps(load8(w + j, t), xv, a0);
+            a1 = _mm256_fmadd_ps(load8(w + stride + j, t), xv, a1);
+            a2 = _mm256_fmadd_ps(load8(w + 2 * stride + j, t), xv, a2);
+            a3 = _mm256_fmadd_ps(load8(w + 3 * stride + j, t), xv, a3);
+        }
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 xv = _mm256_loadu_ps(x + i);
         a0 = _mm256_fmadd_ps(load8(w + i, t), xv, a0);
@@ -84,8 +105,8 @@ void linearStreaming(const float* x, int64_t n, const Weight& w, float* y) {
             const int64_t r0 = g * 4, rows = std::min<int64_t>(4, out - r0);
 #ifdef PKV_HAVE_AVX2_F16C
             if (n == 1 && w.dtype != DType::F32 && rows == 4) {
-                dot4(reinterpret_cast<const uint16_t*>(base + size_t(r0) * size_t(in) * elem), in, x, in, w.dtype,
-                     y + r0);
+                const auto* rows4 = reinterpret_cast<const uint16_t*>(base + size_t(r0) * size_t(in) * elem);
+                dot4(rows4, in, x, in, w.dtype, y + r0, reinterpret_cast<uintptr_t>(rows4 + 4 * in));
                 continue;
             }
 #endif
@@ -137,7 +158,7 @@ void linearGemm(const float* x, int64_t n, const Weight& w, float* y) {
 void linear(const float* x, int64_t n, const Weight& w, const Weight* bias, float* y) {
     if (n < kGemmMinRows)
         linearStreaming(x, n, w, y);
-    else
+    else if (!gemm16(x, n, w, y))
         linearGemm(x, n, w, y);
     if (bias && bias->valid()) {
         std::vector<float> b(size_t(w.rows));

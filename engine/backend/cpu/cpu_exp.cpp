@@ -1,0 +1,75 @@
+// exp8: see cpu_exp.h for the method and its accuracy.
+#include "engine/backend/cpu/cpu_exp.h"
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define PKV_HAVE_AVX2_EXP 1
+#endif
+
+namespace pkv::cpu {
+namespace {
+
+#ifdef PKV_HAVE_AVX2_EXP
+__m256 exp8(__m256 x) {
+    const __m256 input = x, isNan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);  // NaN stays NaN
+    const __m256 zeroBelow = _mm256_cmp_ps(x, _mm256_set1_ps(-103.9f), _CMP_GE_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.37f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2, high part (exact product)
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);     // ln2, low part
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+    const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256 e = _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(pow2n)), zeroBelow);
+    return _mm256_blendv_ps(e, input, isNan);
+}
+#endif
+
+}  // namespace
+
+float expShiftedSum(const float* x, float* y, int64_t n, float shift) {
+    int64_t i = 0;
+    float sum = 0.f;
+#ifdef PKV_HAVE_AVX2_EXP
+    __m256 acc = _mm256_setzero_ps();
+    const __m256 s = _mm256_set1_ps(shift);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+        _mm256_storeu_ps(y + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    for (float l : lanes) sum += l;
+#endif
+    for (; i < n; ++i) {
+        y[i] = std::exp(x[i] - shift);
+        sum += y[i];
+    }
+    return sum;
+}
+
+void sigmoidGate(const float* x, const float* m, float* y, int64_t n, float a) {
+    int64_t i = 0;
+#ifdef PKV_HAVE_AVX2_EXP
+    const __m256 minusA = _mm256_set1_ps(-a), one = _mm256_set1_ps(1.f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 g = _mm256_div_ps(xv, _mm256_add_ps(one, exp8(_mm256_mul_ps(minusA, xv))));
+        if (m) g = _mm256_mul_ps(g, _mm256_loadu_ps(m + i));
+        _mm256_storeu_ps(y + i, g);
+    }
+#endif
+    for (; i < n; ++i) y[i] = x[i] / (1.f + std::exp(-a * x[i])) * (m ? m[i] : 1.f);
+}
+
+}  // namespace pkv::cpu

@@ -1,0 +1,176 @@
+// y = x W^T for many rows of x (prefill, vision tower) with W stored in f16 or bf16.
+//
+// Calling sgemm needs W in f32, so a panel of W would be converted to memory and then read and
+// packed again by sgemm: about 6-10% on top of the multiply on this machine. This kernel instead
+// widens W while it packs it, in the same pass, and runs the multiply on the packed blocks, so
+// the widening costs one read of W per block of 512 columns. Measured at the decoder's shapes it
+// runs at or above the machine's f32 sgemm rate (bench/README.md).
+//
+// Blocking (Goto-style, sized for a core with 32 KiB L1 and 1 MiB L2):
+// - K is cut into blocks of kKc = 512. For each block, x's rows are packed once, shared by all
+//   threads, as [row block of kMr = 12][k][12] so that the 12 values the kernel broadcasts per k
+//   are one contiguous 48-byte read (reading 12 rows of x directly, 8 KiB apart, thrashes L1).
+// - Threads take panels of kNr = 32 outputs; a panel of W is widened and transposed into
+//   [k][32] (64 KiB, in L2), then multiplied with every row block of x.
+// - The micro-kernel keeps a 12 x 32 tile of y in 24 AVX-512 registers: per k, two loads of W,
+//   twelve broadcasts of x, 24 fused multiply-adds.
+// Built only where the compiler targets AVX-512 (the engine is compiled with -march=native);
+// elsewhere gemm16() returns false and the caller converts panels for sgemm.
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "engine/backend/cpu/cpu_kernels.h"
+
+#if defined(__AVX512F__) && defined(__F16C__)
+#include <immintrin.h>
+#define PKV_HAVE_GEMM16 1
+#endif
+
+namespace pkv::cpu {
+
+#ifdef PKV_HAVE_GEMM16
+namespace {
+
+constexpr int kMr = 12;   // rows of x per tile
+constexpr int kNr = 32;   // outputs per tile: two 16-float registers
+constexpr int kKc = 512;  // k per block
+
+// 8 weights of one 16-bit row widened to f32.
+inline __m256 widen8(const uint16_t* w, DType t) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+    if (t == DType::F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+inline float widen1(uint16_t h, DType t) { return t == DType::F16 ? halfToFloat(h) : bf16ToFloat(h); }
+
+// Transposes 8 rows of 8 floats in registers: r[j][k] -> r[k][j].
+inline void transpose8(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// panel[k][j] = W[n0 + j][k0 + k] widened, for j < rows (the rest 0), k < kc. `w` points at
+// W[n0][k0]; rows are `stride` elements apart.
+void packWeights(const uint16_t* w, int64_t stride, int rows, int kc, DType t, float* panel) {
+    int k = 0;
+    if (rows == kNr) {
+        for (; k + 8 <= kc; k += 8)
+            for (int j0 = 0; j0 < kNr; j0 += 8) {
+                __m256 r[8];
+                for (int j = 0; j < 8; ++j) r[j] = widen8(w + (j0 + j) * stride + k, t);
+                transpose8(r);
+                for (int i = 0; i < 8; ++i) _mm256_store_ps(panel + (k + i) * kNr + j0, r[i]);
+            }
+    }
+    for (; k < kc; ++k)
+        for (int j = 0; j < kNr; ++j) panel[k * kNr + j] = j < rows ? widen1(w[j * stride + k], t) : 0.f;
+}
+
+// packed[k][m] = x[m0 + m][k0 + k] for m < rows (the rest 0), k < kc.
+void packRows(const float* x, int64_t stride, int rows, int kc, float* packed) {
+    for (int m = 0; m < kMr; ++m) {
+        const float* src = x + m * stride;
+        for (int k = 0; k < kc; ++k) packed[k * kMr + m] = m < rows ? src[k] : 0.f;
+    }
+}
+
+// y tile [kMr, kNr] (row stride ldy) = (accumulate ? y : 0) + a · b over kc, where a is a packed
+// row block [kc][kMr] and b a packed panel [kc][kNr].
+void microKernel(const float* a, const float* b, int kc, float* y, int64_t ldy, bool accumulate) {
+    __m512 lo[kMr], hi[kMr];
+    for (int m = 0; m < kMr; ++m) lo[m] = hi[m] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; ++k) {
+        const __m512 b0 = _mm512_load_ps(b + k * kNr), b1 = _mm512_load_ps(b + k * kNr + 16);
+        for (int m = 0; m < kMr; ++m) {
+            const __m512 av = _mm512_set1_ps(a[k * kMr + m]);
+            lo[m] = _mm512_fmadd_ps(av, b0, lo[m]);
+            hi[m] = _mm512_fmadd_ps(av, b1, hi[m]);
+        }
+    }
+    for (int m = 0; m < kMr; ++m) {
+        float* row = y + m * ldy;
+        if (accumulate) {
+            lo[m] = _mm512_add_ps(lo[m], _mm512_loadu_ps(row));
+            hi[m] = _mm512_add_ps(hi[m], _mm512_loadu_ps(row + 16));
+        }
+        _mm512_storeu_ps(row, lo[m]);
+        _mm512_storeu_ps(row + 16, hi[m]);
+    }
+}
+
+// A tile at the edge of y (fewer than kMr rows or kNr columns) goes through a full-size scratch
+// tile, so the kernel never writes outside y.
+void edgeTile(const float* a, const float* b, int kc, float* y, int64_t ldy, int rows, int cols, bool accumulate) {
+    alignas(64) float tile[kMr * kNr] = {};
+    if (accumulate)
+        for (int m = 0; m < rows; ++m) std::copy(y + m * ldy, y + m * ldy + cols, tile + m * kNr);
+    microKernel(a, b, kc, tile, kNr, accumulate);
+    for (int m = 0; m < rows; ++m) std::copy(tile + m * kNr, tile + m * kNr + cols, y + m * ldy);
+}
+
+}  // namespace
+
+bool gemm16(const float* x, int64_t n, const Weight& w, float* y) {
+    if (w.dtype != DType::F16 && w.dtype != DType::BF16) return false;
+    const int64_t in = w.cols, out = w.rows;
+    const int64_t rowBlocks = (n + kMr - 1) / kMr, kBlocks = (in + kKc - 1) / kKc, panels = (out + kNr - 1) / kNr;
+    const auto* weights = static_cast<const uint16_t*>(w.data);
+    // x packed block by block: as large as x itself. Kept per calling thread between calls, so a
+    // prefill does not map and fault in a fresh buffer for every layer.
+    static thread_local std::vector<float> packedX;
+    packedX.resize(size_t(rowBlocks * kBlocks) * kKc * kMr);
+    float* px = packedX.data();
+    auto rowBlock = [&](int64_t kb, int64_t mb) { return px + (kb * rowBlocks + mb) * kKc * kMr; };
+
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t kb = 0; kb < kBlocks; ++kb)
+            for (int64_t mb = 0; mb < rowBlocks; ++mb) {
+                const int64_t k0 = kb * kKc, m0 = mb * kMr;
+                packRows(x + m0 * in + k0, in, int(std::min<int64_t>(kMr, n - m0)), int(std::min<int64_t>(kKc, in - k0)),
+                         rowBlock(kb, mb));
+            }
+        alignas(64) static thread_local float panel[kKc * kNr];  // 64 KiB per thread
+        // K blocks outermost: the packed rows of one block (12 x 512 floats per row block) stay in
+        // L2 while every panel of W passes them.
+        for (int64_t kb = 0; kb < kBlocks; ++kb) {
+            const int64_t k0 = kb * kKc;
+            const int kc = int(std::min<int64_t>(kKc, in - k0));
+#pragma omp for schedule(dynamic, 2)
+            for (int64_t p = 0; p < panels; ++p) {
+                const int64_t n0 = p * kNr;
+                const int cols = int(std::min<int64_t>(kNr, out - n0));
+                packWeights(weights + n0 * in + k0, in, cols, kc, w.dtype, panel);
+                for (int64_t mb = 0; mb < rowBlocks; ++mb) {
+                    const int64_t m0 = mb * kMr;
+                    const int rows = int(std::min<int64_t>(kMr, n - m0));
+                    float* tile = y + m0 * out + n0;
+                    if (rows == kMr && cols == kNr)
+                        microKernel(rowBlock(kb, mb), panel, kc, tile, out, kb > 0);
+                    else
+                        edgeTile(rowBlock(kb, mb), panel, kc, tile, out, rows, cols, kb > 0);
+                }
+            }
+        }
+    }
+    return true;
+}
+#else
+bool gemm16(const float*, int64_t, const Weight&, float*) { return false; }
+#endif
+
+}  // namespace pkv::cpu

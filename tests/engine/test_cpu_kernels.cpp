@@ -1,0 +1,259 @@
+// The cpu backend's hand-written kernels against plain double-precision references: the
+// vectorised exp (softmax, SiLU, quick-GELU), the linear layer on each path (the decode
+// streaming kernel with its prefetching, n > 1 streaming, the sgemm panels) for f32/f16/bf16
+// weights, and attention on each schedule (one query, a few, many) with importance and window
+// rows. Sizes are chosen to leave remainders for every unrolled loop (rows not a multiple of 4,
+// columns not a multiple of 32 or 8). The whole models are held to transformers elsewhere
+// (test_model_golden); these catch a kernel error at its source and at sizes the tiny models
+// do not reach.
+#include <QtTest>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "engine/backend/cpu/cpu_exp.h"
+#include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/common/dtype.h"
+
+using namespace pkv;
+
+namespace {
+
+// Random 16-bit weights as stored bits (magnitudes 1/8 .. 4, both signs), plus the exact f32
+// value of each.
+struct Weights16 {
+    std::vector<uint16_t> bits;
+    std::vector<float> values;
+};
+
+Weights16 randomWeights(DType t, int64_t n, std::mt19937& rng) {
+    std::uniform_int_distribution<int> sign(0, 1), exponent(-3, 1), mantissa(0, 1023);
+    Weights16 w;
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t b = 0;
+        if (t == DType::F16)
+            b = uint16_t(sign(rng) << 15 | (exponent(rng) + 15) << 10 | mantissa(rng));
+        else
+            b = uint16_t(sign(rng) << 15 | (exponent(rng) + 127) << 7 | (mantissa(rng) & 127));
+        w.bits.push_back(b);
+        w.values.push_back(t == DType::F16 ? halfToFloat(b) : bf16ToFloat(b));
+    }
+    return w;
+}
+
+std::vector<float> randomFloats(int64_t n, std::mt19937& rng, float scale = 1.f) {
+    std::normal_distribution<float> d(0.f, scale);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+// y = x W^T in double; `bound` gets Σ|x w| per output, the scale of f32 rounding error.
+void referenceLinear(const std::vector<float>& x, int64_t n, const std::vector<float>& w, int64_t out, int64_t in,
+                     std::vector<double>& y, std::vector<double>& bound) {
+    y.assign(size_t(n * out), 0.0);
+    bound.assign(size_t(n * out), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t r = 0; r < out; ++r)
+            for (int64_t c = 0; c < in; ++c) {
+                const double p = double(x[size_t(i * in + c)]) * double(w[size_t(r * in + c)]);
+                y[size_t(i * out + r)] += p;
+                bound[size_t(i * out + r)] += std::fabs(p);
+            }
+}
+
+// Plain softmax attention in double, causal or not, with head-averaged importance and window.
+void referenceAttention(const std::vector<float>& q, int64_t nq, const std::vector<float>& k,
+                        const std::vector<float>& v, int64_t nk, const AttentionShape& s, bool causal,
+                        int64_t windowRows, std::vector<double>& out, std::vector<double>& importance,
+                        std::vector<double>& window) {
+    const int H = s.numHeads, d = s.headDim, group = s.numHeads / s.numKvHeads;
+    const int64_t kvStride = int64_t(s.numKvHeads) * d, keyOffset = nk - nq;
+    out.assign(size_t(nq * H * d), 0.0);
+    importance.assign(size_t(nk), 0.0);
+    window.assign(size_t(windowRows * nk), 0.0);
+    for (int64_t i = 0; i < nq; ++i)
+        for (int h = 0; h < H; ++h) {
+            const int64_t visible = causal ? keyOffset + i + 1 : nk;
+            const int64_t kvOff = int64_t(h / group) * d;
+            std::vector<double> p(static_cast<size_t>(visible));
+            double mx = -1e300, sum = 0;
+            for (int64_t j = 0; j < visible; ++j) {
+                double dot = 0;
+                for (int t = 0; t < d; ++t) dot += double(q[size_t(i * H * d + h * d + t)]) * k[size_t(j * kvStride + kvOff + t)];
+                p[size_t(j)] = dot * s.scale;
+                mx = std::max(mx, p[size_t(j)]);
+            }
+            for (double& e : p) sum += (e = std::exp(e - mx));
+            for (int64_t j = 0; j < visible; ++j) {
+                const double pj = p[size_t(j)] / sum;
+                for (int t = 0; t < d; ++t) out[size_t(i * H * d + h * d + t)] += pj * v[size_t(j * kvStride + kvOff + t)];
+                importance[size_t(j)] += pj / H;
+                if (i >= nq - windowRows) window[size_t((i - (nq - windowRows)) * nk + j)] += pj / H;
+            }
+        }
+}
+
+}  // namespace
+
+class TestCpuKernels : public QObject {
+    Q_OBJECT
+private slots:
+    // Relative error about 1 ulp where exp is a normal float; 0 where expf underflows to 0.
+    void expMatchesStdExp() {
+        std::vector<float> x;
+        for (float t = -110.f; t <= 88.3f; t += 0.0137f) x.push_back(t);
+        for (float t : {0.f, -0.f, 1e-8f, -1e-8f, 88.37f, -87.3f, -103.8f, -104.f}) x.push_back(t);
+        std::vector<float> y(x.size());
+        const float sum = cpu::expShiftedSum(x.data(), y.data(), int64_t(x.size()), 0.f);
+        double refSum = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double ref = std::exp(double(x[i]));
+            refSum += ref;
+            if (x[i] >= -87.f) {
+                if (std::fabs(y[i] - ref) > 2.5e-7 * ref)
+                    QFAIL(qPrintable(QString("exp(%1) = %2, expected %3").arg(x[i]).arg(y[i]).arg(ref)));
+            } else if (x[i] < -104.f) {
+                QCOMPARE(y[i], 0.f);
+            } else {
+                QVERIFY(y[i] >= 0.f && y[i] <= 1.7e-38f);  // at most exp(-87)
+            }
+        }
+        QVERIFY(std::isinf(sum) && std::isinf(float(refSum)));  // the sum of such values overflows f32
+        // The returned sum, on a softmax-like range (about 1500 values).
+        std::vector<float> mid;
+        for (float t = -20.f; t <= 0.f; t += 0.0137f) mid.push_back(t);
+        double midRef = 0;
+        for (float t : mid) midRef += std::exp(double(t));
+        std::vector<float> midOut(mid.size());
+        QVERIFY(std::fabs(cpu::expShiftedSum(mid.data(), midOut.data(), int64_t(mid.size()), 0.f) - midRef) <= 1e-6 * midRef);
+        // The shift is subtracted before the exponential (softmax's max), in place.
+        std::vector<float> row = {1.f, 2.f, 3.f, -1.f, 0.5f, 2.5f, 3.f, 0.f, -2.f, 1.5f};
+        const std::vector<float> before = row;
+        cpu::expShiftedSum(row.data(), row.data(), int64_t(row.size()), 3.f);
+        for (size_t i = 0; i < row.size(); ++i) QVERIFY(std::fabs(row[i] - std::exp(before[i] - 3.0)) < 3e-7);
+        // NaN is not hidden, and -inf gives 0.
+        std::vector<float> odd(9, 0.f);
+        odd[2] = std::numeric_limits<float>::quiet_NaN();
+        odd[8] = -std::numeric_limits<float>::infinity();
+        odd[5] = -std::numeric_limits<float>::infinity();
+        cpu::expShiftedSum(odd.data(), odd.data(), 9, 0.f);
+        QVERIFY(std::isnan(odd[2]));
+        QCOMPARE(odd[5], 0.f);
+        QCOMPARE(odd[8], 0.f);
+        QCOMPARE(odd[0], 1.f);
+    }
+
+    void sigmoidGateMatchesFormula() {
+        std::mt19937 rng(3);
+        const std::vector<float> x = randomFloats(1003, rng, 8.f), m = randomFloats(1003, rng);
+        std::vector<float> silu(x.size()), qgelu(x.size());
+        cpu::sigmoidGate(x.data(), m.data(), silu.data(), int64_t(x.size()), 1.f);
+        cpu::sigmoidGate(x.data(), nullptr, qgelu.data(), int64_t(x.size()), 1.702f);
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double s = double(x[i]) / (1 + std::exp(-double(x[i]))) * m[i];
+            // The argument is the float product, as the kernel forms it: exp(38) magnifies a rounding
+            // of its argument 38 times.
+            const double g = double(x[i]) / (1 + std::exp(double(-1.702f * x[i])));
+            QVERIFY2(std::fabs(silu[i] - s) <= 1e-6 * (std::fabs(s) + 1e-30), qPrintable(QString::number(x[i])));
+            QVERIFY2(std::fabs(qgelu[i] - g) <= 1e-6 * (std::fabs(g) + 1e-30), qPrintable(QString::number(x[i])));
+        }
+        // Saturation: large negative inputs give (signed) zero, large positive give x.
+        const float big[2] = {-200.f, 200.f};
+        float out[2];
+        cpu::sigmoidGate(big, nullptr, out, 2, 1.f);
+        QCOMPARE(out[0], -0.f);
+        QCOMPARE(out[1], 200.f);
+    }
+
+    void linearEveryPathEveryDtype_data() {
+        QTest::addColumn<int>("dtype");
+        QTest::addColumn<int>("n");
+        QTest::addColumn<int>("out");
+        QTest::addColumn<int>("in");
+        for (DType t : {DType::F32, DType::F16, DType::BF16})
+            for (int n : {1, 3, 8, 37})  // decode kernel, streaming with n > 1, sgemm panels
+                for (auto [out, in] : {std::pair{37, 70}, std::pair{64, 517}, std::pair{9, 2048}}) {
+                    const QString name = QString("%1 n=%2 %3x%4").arg(dtypeName(t)).arg(n).arg(out).arg(in);
+                    QTest::newRow(qPrintable(name)) << int(t) << n << out << in;
+                }
+    }
+    // Every output within 2e-6 of Σ|x w| of the double result: f32 accumulation of `in` products
+    // in any order rounds by at most about in x 2^-24 relative to that sum; 2e-6 allows in = 2048
+    // with margin.
+    void linearEveryPathEveryDtype() {
+        QFETCH(int, dtype);
+        QFETCH(int, n);
+        QFETCH(int, out);
+        QFETCH(int, in);
+        const DType t = DType(dtype);
+        std::mt19937 rng(uint32_t(n * 1000 + out + in));
+        const std::vector<float> x = randomFloats(int64_t(n) * in, rng);
+        Weights16 w16;
+        std::vector<float> wf;
+        Weight w{nullptr, t, out, in};
+        if (t == DType::F32) {
+            wf = randomFloats(int64_t(out) * in, rng);
+            w.data = wf.data();
+        } else {
+            w16 = randomWeights(t, int64_t(out) * in, rng);
+            wf = w16.values;
+            w.data = w16.bits.data();
+        }
+        const std::vector<float> bias = randomFloats(out, rng);
+        const Weight b{bias.data(), DType::F32, 1, out};
+        std::vector<float> y(size_t(n * out), std::nanf(""));
+        cpu::linear(x.data(), n, w, &b, y.data());
+        std::vector<double> ref, bound;
+        referenceLinear(x, n, wf, out, in, ref, bound);
+        for (int64_t i = 0; i < int64_t(n) * out; ++i) {
+            const double expected = ref[size_t(i)] + bias[size_t(i % out)];
+            if (!(std::fabs(y[size_t(i)] - expected) <= 2e-6 * (bound[size_t(i)] + std::fabs(bias[size_t(i % out)]))))
+                QFAIL(qPrintable(QString("y[%1] = %2, expected %3").arg(i).arg(y[size_t(i)]).arg(expected)));
+        }
+    }
+
+    void attentionEverySchedule_data() {
+        QTest::addColumn<int>("nq");
+        QTest::addColumn<int>("nk");
+        QTest::addColumn<int>("kvHeads");
+        QTest::addColumn<bool>("causal");
+        QTest::addColumn<int>("windowRows");
+        QTest::newRow("decode, GQA") << 1 << 613 << 2 << true << 1;
+        QTest::newRow("decode, MHA, short") << 1 << 5 << 8 << true << 0;
+        QTest::newRow("few queries over a cache") << 5 << 301 << 2 << true << 3;
+        QTest::newRow("prefill tiles, causal") << 150 << 150 << 2 << true << 7;
+        QTest::newRow("prefill tiles after a cache") << 70 << 333 << 4 << true << 70;
+        QTest::newRow("vision, bidirectional") << 65 << 65 << 8 << false << 0;
+    }
+    // Outputs, importance and window rows within 1e-5 (absolute; values are O(1) sums of
+    // probabilities or of probability-weighted N(0,1) values, rounded in f32).
+    void attentionEverySchedule() {
+        QFETCH(int, nq);
+        QFETCH(int, nk);
+        QFETCH(int, kvHeads);
+        QFETCH(bool, causal);
+        QFETCH(int, windowRows);
+        const AttentionShape s{8, kvHeads, 24, 1.f / std::sqrt(24.f)};
+        std::mt19937 rng(uint32_t(nq * 7 + nk));
+        const int64_t kvWidth = int64_t(kvHeads) * s.headDim;
+        const std::vector<float> q = randomFloats(int64_t(nq) * s.numHeads * s.headDim, rng, 2.f);
+        const std::vector<float> k = randomFloats(nk * kvWidth, rng, 2.f), v = randomFloats(nk * kvWidth, rng);
+        std::vector<float> out(q.size(), std::nanf("")), importance(size_t(nk), 0.f),
+            window(size_t(windowRows * nk), 0.f);
+        cpu::attention(q.data(), nq, k.data(), v.data(), nk, kvWidth, s, causal, nk - nq, out.data(),
+                       importance.data(), windowRows ? window.data() : nullptr, windowRows);
+        std::vector<double> refOut, refImp, refWin;
+        referenceAttention(q, nq, k, v, nk, s, causal, windowRows, refOut, refImp, refWin);
+        for (size_t i = 0; i < out.size(); ++i)
+            if (!(std::fabs(out[i] - refOut[i]) <= 1e-5)) QFAIL(qPrintable(QString("out[%1] = %2, expected %3").arg(i).arg(out[i]).arg(refOut[i])));
+        for (size_t j = 0; j < importance.size(); ++j)
+            if (!(std::fabs(importance[j] - refImp[j]) <= 1e-5)) QFAIL(qPrintable(QString("importance[%1] = %2, expected %3").arg(j).arg(importance[j]).arg(refImp[j])));
+        for (size_t j = 0; j < window.size(); ++j)
+            if (!(std::fabs(window[j] - refWin[j]) <= 1e-5)) QFAIL(qPrintable(QString("window[%1] = %2, expected %3").arg(j).arg(window[j]).arg(refWin[j])));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestCpuKernels)
+#include "test_cpu_kernels.moc"
