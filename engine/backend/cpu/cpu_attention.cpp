@@ -165,16 +165,26 @@ void attentionDecode(const float* q, const float* k, const float* v, int64_t nk,
         for (int g = 0; g < s.numKvHeads; ++g) {
             const float* qg = q + int64_t(g) * groupSize * d;
             const int64_t kvOff = int64_t(g) * d;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, groupSize, int(nk), d, s.scale, qg, d, k + kvOff,
-                        int(kvStride), 0.f, scores.data(), int(nk));
+            // One query head per KV head (multi-head attention) makes these matrix-vector products,
+            // for which sgemv is several times faster than sgemm with one row.
+            if (groupSize == 1)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, int(nk), d, s.scale, k + kvOff, int(kvStride), qg, 1, 0.f,
+                            scores.data(), 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, groupSize, int(nk), d, s.scale, qg, d, k + kvOff,
+                            int(kvStride), 0.f, scores.data(), int(nk));
             for (int r = 0; r < groupSize; ++r) {
                 float* row = scores.data() + int64_t(r) * nk;
                 softmaxRow(row, nk, nk);
                 if (!partial.empty())
                     for (int64_t j = 0; j < nk; ++j) partial[size_t(t)][size_t(j)] += row[j] * invHeads;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, groupSize, d, int(nk), 1.f, scores.data(), int(nk),
-                        v + kvOff, int(kvStride), 0.f, out + int64_t(g) * groupSize * d, d);
+            if (groupSize == 1)
+                cblas_sgemv(CblasRowMajor, CblasTrans, int(nk), d, 1.f, v + kvOff, int(kvStride), scores.data(), 1, 0.f,
+                            out + int64_t(g) * d, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, groupSize, d, int(nk), 1.f, scores.data(),
+                            int(nk), v + kvOff, int(kvStride), 0.f, out + int64_t(g) * groupSize * d, d);
         }
     }
     // The one query is both the importance row and the whole window.
