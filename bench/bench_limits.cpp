@@ -75,6 +75,24 @@ double gemmGflops(int m, int n, int k) {
 
 }  // namespace
 
+TriadProbe::TriadProbe(int64_t arrayBytes)
+    : a_(size_t(arrayBytes) / sizeof(float), 0.f), b_(a_.size(), 1.f), c_(a_.size(), 2.f) {}
+
+double TriadProbe::gbps(int passes) {
+    const int64_t n = int64_t(a_.size());
+    float* pa = a_.data();
+    const float* pb = b_.data();
+    const float* pc = c_.data();
+    double best = 1e30;
+    for (int run = 0; run < passes; ++run) {
+        const auto t0 = Clock::now();
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; ++i) pa[i] = pb[i] + 3.f * pc[i];
+        best = std::min(best, secondsSince(t0));
+    }
+    return 3.0 * double(n) * sizeof(float) / best / 1e9;
+}
+
 double Limits::sgemmPeakGflops() const {
     double best = 0;
     for (const GemmRate& g : gemms) best = std::max(best, g.gflops);

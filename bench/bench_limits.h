@@ -37,4 +37,17 @@ Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 2
 // a thread pool its parent had started. Throws std::runtime_error when the child fails.
 Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 256LL << 20);
 
+// A triad that can be run again and again beside the work it is a yardstick for: the bandwidth
+// of a shared machine moves (here between about 30 and 55 GB/s within minutes), so a decode step
+// is best compared with a triad measured just before it. Arrays of 3 x 64 MiB (still twice the
+// L3 of any current desktop CPU), allocated once.
+class TriadProbe {
+public:
+    explicit TriadProbe(int64_t arrayBytes = 64LL << 20);
+    double gbps(int passes = 3);  // best of `passes` triads, GB/s counted as Limits::triadGBps
+
+private:
+    std::vector<float> a_, b_, c_;
+};
+
 }  // namespace pkvbench

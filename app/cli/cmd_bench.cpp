@@ -143,6 +143,38 @@ nlohmann::json profileJson(const pkv::OpProfile& profile) {
     return j;
 }
 
+// Decode steps each paired with a triad measured just before it, so a step that ran while the
+// machine's bandwidth was low is compared with that low bandwidth and not the run's best.
+// Returns the median of the per-step ratios (step bytes / step time) / triad.
+struct PairedDecode {
+    int steps = 0;
+    double medianRatio = 0;
+    double medianTriadGBps = 0;
+    double medianStepGBps = 0;
+};
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+PairedDecode pairedDecode(pkv::Session& s, int steps, double weightBytesPerToken) {
+    pkvbench::TriadProbe probe;
+    std::vector<double> ratios, triads, rates;
+    for (int i = 0; i < steps; ++i) {
+        const double triad = probe.gbps();
+        const auto& logits = s.logits();
+        const int next = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        const auto t0 = Clock::now();
+        s.feed(next);
+        const double rate = weightBytesPerToken / (msSince(t0) / 1000.0) / 1e9;
+        ratios.push_back(rate / triad);
+        triads.push_back(triad);
+        rates.push_back(rate);
+    }
+    return {steps, median(ratios), median(triads), median(rates)};
+}
+
 double peakRssBytes() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
@@ -281,6 +313,12 @@ int runBench(const QStringList& args) {
         // process (libgomp's threads do not survive a fork), after peak RSS was read.
         const pkvbench::Limits after = pkvbench::measureLimits({}, limits.arrayBytes);
         const double triad = std::max(limits.triadGBps, after.triadGBps);
+        // More steps from where the decode ended, each next to its own triad (context permitting).
+        const int pairedSteps =
+            int(std::min<int64_t>(decodeTokens, text.maxPositions - session.tokensSeen()));
+        const PairedDecode paired =
+            pairedSteps > 0 ? pairedDecode(session, pairedSteps, decoderCost(model->folder()).weightBytesPerToken)
+                            : PairedDecode{};
         const double prefillSeconds = st.prefillMs / 1000.0;
         const double prefillTps = double(st.promptTokens) / prefillSeconds;
         const double prefillGflops = prefillFlops(text, cost, st.promptTokens) / prefillSeconds / 1e9;
@@ -322,6 +360,10 @@ int runBench(const QStringList& args) {
             {"decode_ratio_to_bound", decodeTps / boundTps},
             {"decode_kv_bytes_per_token", kvBytes},
             {"decode_ratio_to_bound_with_kv", decodeTps / boundWithKvTps},
+            {"paired_decode", {{"steps", paired.steps},
+                               {"median_ratio_to_triad", paired.medianRatio},
+                               {"median_triad_gbps", paired.medianTriadGBps},
+                               {"median_weight_gbps", paired.medianStepGBps}}},
             {"peak_rss_bytes", peakRss},
             {"peak_rss_ratio_to_weights", peakRss / weightsOnDisk},
         };
@@ -354,6 +396,9 @@ int runBench(const QStringList& args) {
                     cost.weightBytesPerToken / GB);
         std::printf("            %.0f%% counting the f32 KV cache reads too (%.3f GB per token)\n",
                     100.0 * decodeTps / boundWithKvTps, kvBytes / GB);
+        std::printf("            paired: %d more steps, each after its own triad: median %.0f%% of the bound "
+                    "(weights read at %.1f GB/s, triad %.1f GB/s)\n",
+                    paired.steps, 100.0 * paired.medianRatio, paired.medianStepGBps, paired.medianTriadGBps);
         std::printf("Peak RSS    %.2f GB = %.0f%% of the weights on disk\n", peakRss / GB,
                     100.0 * peakRss / weightsOnDisk);
         if (!compression.is_null()) printCompression(compression, st);

@@ -111,6 +111,28 @@ private slots:
         QVERIFY2(r.err.contains("CUDA was requested but cannot be used"), r.err.constData());
     }
 
+    // bench --profile: every decode step runs each layer's attention once and the lm_head once,
+    // so the op counts are known exactly; the paired steps come after the counted decode.
+    void benchProfileJson() {
+        const Run r = prefixkv({"bench", "--model", fixtureModel(), "--prompt-tokens", "40", "--decode-tokens", "3",
+                                "--profile", "--json"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(j["decode_steps"].toInt(), 3);
+        QCOMPARE(j["prompt_tokens"].toInt(), 40);
+        const QJsonObject decode = j["ops"].toObject()["decode"].toObject();
+        QCOMPARE(decode["cachedAttention"].toObject()["calls"].toInt(), 3 * 3);  // steps x layers
+        QCOMPARE(decode["rmsNorm"].toObject()["calls"].toInt(), 3 * (2 * 3 + 1));  // two per layer + final
+        QVERIFY(!decode.contains("selfAttention"));  // the vision tower does not run while decoding
+        const QJsonObject prefill = j["ops"].toObject()["image_and_prefill"].toObject();
+        QCOMPARE(prefill["cachedAttention"].toObject()["calls"].toInt(), 3);
+        QVERIFY(prefill["selfAttention"].toObject()["calls"].toInt() > 0);
+        QVERIFY(prefill["cachedAttention"].toObject()["ms"].toDouble() > 0);
+        QCOMPARE(j["paired_decode"].toObject()["steps"].toInt(), 3);
+        QVERIFY(j["limits"].toObject()["triad_gbps_for_bound"].toDouble() >=
+                j["limits"].toObject()["triad_gbps"].toDouble());
+    }
+
     void infoJson() {
         const Run r = prefixkv({"info", "--model", fixtureModel(), "--json"});
         QCOMPARE(r.code, 0);
