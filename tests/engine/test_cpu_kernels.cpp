@@ -220,12 +220,17 @@ private slots:
         QTest::addColumn<int>("kvHeads");
         QTest::addColumn<bool>("causal");
         QTest::addColumn<int>("windowRows");
-        QTest::newRow("decode, GQA") << 1 << 613 << 2 << true << 1;
-        QTest::newRow("decode, MHA, short") << 1 << 5 << 8 << true << 0;
-        QTest::newRow("few queries over a cache") << 5 << 301 << 2 << true << 3;
-        QTest::newRow("prefill tiles, causal") << 150 << 150 << 2 << true << 7;
-        QTest::newRow("prefill tiles after a cache") << 70 << 333 << 4 << true << 70;
-        QTest::newRow("vision, bidirectional") << 65 << 65 << 8 << false << 0;
+        QTest::addColumn<int>("headDim");
+        QTest::newRow("decode, GQA") << 1 << 613 << 2 << true << 1 << 24;
+        QTest::newRow("decode, MHA, short") << 1 << 5 << 8 << true << 0 << 24;
+        // Head dimensions with their own unrolled decode kernels, over several key blocks.
+        QTest::newRow("decode, GQA, d=64") << 1 << 1237 << 2 << true << 1 << 64;
+        QTest::newRow("decode, MHA, d=128") << 1 << 613 << 8 << true << 1 << 128;
+        QTest::newRow("decode, GQA, d=128, one entry") << 1 << 1 << 2 << true << 1 << 128;
+        QTest::newRow("few queries over a cache") << 5 << 301 << 2 << true << 3 << 24;
+        QTest::newRow("prefill tiles, causal") << 150 << 150 << 2 << true << 7 << 24;
+        QTest::newRow("prefill tiles after a cache") << 70 << 333 << 4 << true << 70 << 64;
+        QTest::newRow("vision, bidirectional") << 65 << 65 << 8 << false << 0 << 24;
     }
     // Outputs, importance and window rows within 1e-5 (absolute; values are O(1) sums of
     // probabilities or of probability-weighted N(0,1) values, rounded in f32).
@@ -235,7 +240,8 @@ private slots:
         QFETCH(int, kvHeads);
         QFETCH(bool, causal);
         QFETCH(int, windowRows);
-        const AttentionShape s{8, kvHeads, 24, 1.f / std::sqrt(24.f)};
+        QFETCH(int, headDim);
+        const AttentionShape s{8, kvHeads, headDim, 1.f / std::sqrt(float(headDim))};
         std::mt19937 rng(uint32_t(nq * 7 + nk));
         const int64_t kvWidth = int64_t(kvHeads) * s.headDim;
         const std::vector<float> q = randomFloats(int64_t(nq) * s.numHeads * s.headDim, rng, 2.f);

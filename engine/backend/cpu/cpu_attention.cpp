@@ -1,7 +1,7 @@
 // Scaled dot-product attention: scores, a numerically stable softmax, the weighted sum of values.
 // Three schedules of the same arithmetic:
-// - one query (decode): per KV head, the query heads that share it form a small matrix, so
-//   S = Q_group K^T and P V are sgemm calls that read each cached key and value once per group;
+// - one query (decode): the cache split by entries across threads, each reading whole entries
+//   once, with per-range softmaxes merged at the end;
 // - a few queries: one (query, head) pair at a time;
 // - many queries (prefill, vision): per head and block of query rows, scores S = Q K^T and the
 //   output P V as single-threaded sgemm calls on thread-private tiles, so the work runs at GEMM
@@ -10,6 +10,11 @@
 // summed over queries) and the window rows are accumulated there, into per-thread partials that
 // are reduced at the end.
 #include <cblas.h>
+#ifdef __AVX512F__
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized in _mm512_reduce_add_ps (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -149,50 +154,158 @@ void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, 
         for (int64_t j = 0; j < windowRows * nk; ++j) window[j] += part[size_t(j)];
 }
 
-// One query row: for each KV head g, its groupSize query heads are consecutive in q, so they are a
-// [groupSize x d] matrix against the layer's keys.
+// One query row (decode), split by keys rather than heads: each thread takes a contiguous range
+// of cache entries and reads each entry's keys and values once, whole (all heads of a token are
+// one contiguous row), which streams from memory; splitting by head instead reads every row in
+// head-sized strided pieces, at a third of the bandwidth. Each thread keeps a softmax that is
+// exact for its own range (its max, its sum, its weighted values); the ranges are merged by
+// rescaling to the global max, as flash-decoding does. Importance and the window row, when
+// asked for, are the final probabilities averaged over heads, written per range.
+//
+// Dot product of one query head with one key head. With the head dimension known at compile time
+// and AVX-512, the products of all 16-float chunks are independent and summed as a tree, so a dot
+// costs a few instructions instead of a chain of dependent multiply-adds.
+template <int D>
+inline float headDot(const float* a, const float* b, int d) {
+#ifdef __AVX512F__
+    if constexpr (D > 0 && D % 16 == 0) {
+        __m512 part[D / 16];
+        for (int c = 0; c < D / 16; ++c) part[c] = _mm512_mul_ps(_mm512_loadu_ps(a + 16 * c), _mm512_loadu_ps(b + 16 * c));
+        for (int width = D / 16; width > 1; width /= 2)
+            for (int c = 0; c < width / 2; ++c) part[c] = _mm512_add_ps(part[c], part[c + width / 2]);
+        return _mm512_reduce_add_ps(part[0]);
+    }
+#endif
+    float dotv = 0.f;
+#pragma omp simd reduction(+ : dotv)
+    for (int i = 0; i < d; ++i) dotv += a[i] * b[i];
+    return dotv;
+}
+
+// o[0..d) += Σ_{j in [j0, j1)} p[j] · v[j * stride .. + d): one head's weighted values over a block
+// of entries, with o held in registers across the block when d is known.
+template <int D>
+inline void headAccumulate(float* o, const float* p, const float* v, int64_t stride, int64_t j0, int64_t j1, int d) {
+#ifdef __AVX512F__
+    if constexpr (D > 0 && D % 16 == 0) {
+        __m512 acc[D / 16];
+        for (int c = 0; c < D / 16; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
+        for (int64_t j = j0; j < j1; ++j) {
+            const __m512 pj = _mm512_set1_ps(p[j]);
+            const float* vj = v + j * stride;
+            for (int c = 0; c < D / 16; ++c) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + 16 * c), acc[c]);
+        }
+        for (int c = 0; c < D / 16; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
+        return;
+    }
+#endif
+    for (int64_t j = j0; j < j1; ++j) {
+        const float* vj = v + j * stride;
+#pragma omp simd
+        for (int i = 0; i < d; ++i) o[i] += p[j] * vj[i];
+    }
+}
+
+// Asks for rows [r0, r1) of a row-major matrix with `stride` floats per row to be brought into L2.
+inline void prefetchRows(const float* base, int64_t stride, int64_t r0, int64_t r1) {
+    if (r1 <= r0) return;
+    const char* begin = reinterpret_cast<const char*>(base + r0 * stride);
+    const char* end = reinterpret_cast<const char*>(base + r1 * stride);
+    for (const char* p = begin; p < end; p += 64) __builtin_prefetch(p, 0, 2);
+}
+
+// D is the head dimension when known at compile time (64 and 128 cover LLaMA and CLIP), so the
+// per-head dot products and updates unroll into a few vector instructions; 0 reads it from s.
+template <int D>
 void attentionDecode(const float* q, const float* k, const float* v, int64_t nk, int64_t kvStride,
                      const AttentionShape& s, float* out, float* importance, float* window) {
-    const int groupSize = s.numHeads / s.numKvHeads, d = s.headDim;
-    const float invHeads = 1.f / float(s.numHeads);
-    const int threads = omp_get_max_threads();
-    std::vector<std::vector<float>> partial((importance || window) ? threads : 0, std::vector<float>(size_t(nk), 0.f));
-#pragma omp parallel if (int64_t(s.numHeads) * nk * d >= kMinParallelWork)
+    const int H = s.numHeads, d = D ? D : s.headDim, groupSize = s.numHeads / s.numKvHeads;
+    const int threads = nk * kvStride >= kMinParallelWork ? omp_get_max_threads() : 1;
+    const size_t T = static_cast<size_t>(threads), heads = static_cast<size_t>(H);
+    std::vector<float> rangeMax(T * heads), rangeSum(T * heads), rangeOut(T * heads * size_t(d), 0.f),
+        headMax(heads), headInv(heads);
+    std::vector<std::vector<float>> scores(T);
+#pragma omp parallel num_threads(threads)
     {
-        const int t = omp_get_thread_num();
-        std::vector<float> scores(size_t(groupSize) * size_t(nk));
-#pragma omp for schedule(static)
-        for (int g = 0; g < s.numKvHeads; ++g) {
-            const float* qg = q + int64_t(g) * groupSize * d;
-            const int64_t kvOff = int64_t(g) * d;
-            // One query head per KV head (multi-head attention) makes these matrix-vector products,
-            // for which sgemv is several times faster than sgemm with one row.
-            if (groupSize == 1)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, int(nk), d, s.scale, k + kvOff, int(kvStride), qg, 1, 0.f,
-                            scores.data(), 1);
-            else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, groupSize, int(nk), d, s.scale, qg, d, k + kvOff,
-                            int(kvStride), 0.f, scores.data(), int(nk));
-            for (int r = 0; r < groupSize; ++r) {
-                float* row = scores.data() + int64_t(r) * nk;
-                softmaxRow(row, nk, nk);
-                if (!partial.empty())
-                    for (int64_t j = 0; j < nk; ++j) partial[size_t(t)][size_t(j)] += row[j] * invHeads;
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const int64_t per = (nk + team - 1) / team, j0 = std::min(nk, t * per), j1 = std::min(nk, j0 + per);
+        const int64_t len = j1 - j0;
+        std::vector<float>& S = scores[size_t(t)];  // [head][entry of the range]
+        S.resize(size_t(H * len));
+        // Keys in blocks of about 256 KiB (they stay in L2 while every head passes over them); the
+        // next block is prefetched whole while this one is used.
+        const int64_t block = std::clamp<int64_t>((256 << 10) / (kvStride * 4), 8, 256);
+        for (int64_t b0 = j0; b0 < j1; b0 += block) {
+            const int64_t b1 = std::min(j1, b0 + block);
+            prefetchRows(k, kvStride, b1, std::min(j1, b1 + block));
+            for (int g = 0; g < s.numKvHeads; ++g)
+                for (int h = g * groupSize; h < (g + 1) * groupSize; ++h) {
+                    const float* qh = q + int64_t(h) * d;
+                    float* Sh = S.data() + h * len - j0;
+                    for (int64_t j = b0; j < b1; ++j) Sh[j] = headDot<D>(qh, k + j * kvStride + int64_t(g) * d, d) * s.scale;
+                }
+        }
+        float* mx = rangeMax.data() + int64_t(t) * H;
+        float* sum = rangeSum.data() + int64_t(t) * H;
+        for (int h = 0; h < H; ++h) {
+            float* row = S.data() + h * len;
+            float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+            for (int64_t j = 0; j < len; ++j) m = std::max(m, row[j]);
+            mx[h] = m;
+            sum[h] = len > 0 ? expShiftedSum(row, row, len, m) : 0.f;
+        }
+        float* o = rangeOut.data() + int64_t(t) * H * d;
+        for (int64_t b0 = j0; b0 < j1; b0 += block) {
+            const int64_t b1 = std::min(j1, b0 + block);
+            prefetchRows(v, kvStride, b1, std::min(j1, b1 + block));
+            for (int g = 0; g < s.numKvHeads; ++g)
+                for (int h = g * groupSize; h < (g + 1) * groupSize; ++h)
+                    headAccumulate<D>(o + int64_t(h) * d, S.data() + h * len - j0, v + int64_t(g) * d, kvStride, b0, b1, d);
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+            for (int h = 0; h < H; ++h) {
+                float m = -INFINITY, total = 0.f;
+                for (int r = 0; r < team; ++r) m = std::max(m, rangeMax[size_t(r * H + h)]);
+                for (int r = 0; r < team; ++r)
+                    if (rangeSum[size_t(r * H + h)] > 0) total += rangeSum[size_t(r * H + h)] * std::exp(rangeMax[size_t(r * H + h)] - m);
+                headMax[size_t(h)] = m;
+                headInv[size_t(h)] = 1.f / total;
+                float* oh = out + int64_t(h) * d;
+                std::fill(oh, oh + d, 0.f);
+                for (int r = 0; r < team; ++r) {
+                    if (rangeSum[size_t(r * H + h)] <= 0) continue;  // an empty range
+                    const float w = std::exp(rangeMax[size_t(r * H + h)] - m) * headInv[size_t(h)];
+                    const float* part = rangeOut.data() + (int64_t(r) * H + h) * d;
+                    for (int i = 0; i < d; ++i) oh[i] += w * part[i];
+                }
             }
-            if (groupSize == 1)
-                cblas_sgemv(CblasRowMajor, CblasTrans, int(nk), d, 1.f, v + kvOff, int(kvStride), scores.data(), 1, 0.f,
-                            out + int64_t(g) * d, 1);
-            else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, groupSize, d, int(nk), 1.f, scores.data(),
-                            int(nk), v + kvOff, int(kvStride), 0.f, out + int64_t(g) * groupSize * d, d);
+        }
+        if ((importance || window) && len > 0) {
+            const float invHeads = 1.f / float(H);
+            for (int h = 0; h < H; ++h) {
+                // This range's exp(score - its max) times exp(its max - global max) / global sum.
+                const float w = std::exp(mx[h] - headMax[size_t(h)]) * headInv[size_t(h)] * invHeads;
+                const float* row = S.data() + h * len;
+                if (importance)
+                    for (int64_t j = 0; j < len; ++j) importance[j0 + j] += w * row[j];
+                if (window)
+                    for (int64_t j = 0; j < len; ++j) window[j0 + j] += w * row[j];
+            }
         }
     }
-    // The one query is both the importance row and the whole window.
-    for (const auto& part : partial)
-        for (int64_t j = 0; j < nk; ++j) {
-            if (importance) importance[j] += part[size_t(j)];
-            if (window) window[j] += part[size_t(j)];
-        }
+}
+
+void decodeForHeadDim(const float* q, const float* k, const float* v, int64_t nk, int64_t kvStride,
+                      const AttentionShape& s, float* out, float* importance, float* window) {
+    if (s.headDim == 64)
+        attentionDecode<64>(q, k, v, nk, kvStride, s, out, importance, window);
+    else if (s.headDim == 128)
+        attentionDecode<128>(q, k, v, nk, kvStride, s, out, importance, window);
+    else
+        attentionDecode<0>(q, k, v, nk, kvStride, s, out, importance, window);
 }
 
 }  // namespace
@@ -203,7 +316,7 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
     if (nq >= kGemmMinQueries)
         attentionTiles(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
     else if (nq == 1 && (!causal || keyOffset + 1 >= nk))  // one query that sees every key
-        attentionDecode(q, k, v, nk, kvStride, s, out, importance, windowRows > 0 ? window : nullptr);
+        decodeForHeadDim(q, k, v, nk, kvStride, s, out, importance, windowRows > 0 ? window : nullptr);
     else
         attentionRows(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
 }
