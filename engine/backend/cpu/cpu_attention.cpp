@@ -3,9 +3,10 @@
 // - one query (decode): the cache split by entries across threads, each reading whole entries
 //   once, with per-range softmaxes merged at the end;
 // - a few queries: one (query, head) pair at a time;
-// - many queries (prefill, vision): per head and block of query rows, scores S = Q K^T and the
-//   output P V as single-threaded sgemm calls on thread-private tiles, so the work runs at GEMM
-//   speed; keys a block cannot see (causal) are never multiplied.
+// - many queries (prefill, vision): per KV head and block of query rows (all query heads of the
+//   group stacked), scores S = Q K^T and the output P V as single-threaded sgemm calls on
+//   thread-private tiles, so the work runs at GEMM speed; keys a block cannot see (causal) are
+//   never multiplied.
 // The probabilities exist only in per-thread scratch, so token importance (their head average,
 // summed over queries) and the window rows are accumulated there, into per-thread partials that
 // are reduced at the end.
@@ -89,18 +90,22 @@ void attentionRows(const float* q, int64_t nq, const float* k, const float* v, i
             for (int64_t j = 0; j < nk; ++j) importance[j] += part[size_t(j)];
 }
 
-// Softmax of one score row over its `visible` keys, in place; returns nothing else because the
-// row itself becomes the probabilities. Keys past `visible` are set to 0 for the P V product.
-void softmaxRow(float* row, int64_t visible, int64_t width) {
+// Softmax of one score row over its `visible` keys, left unnormalised: row[j] = exp(row[j] - max)
+// for j < visible and 0 after (for the P V product); returns 1 / the sum. The caller scales the
+// output row (d values) and the probes by it instead of the width values of the row.
+float softmaxRowUnnormalised(float* row, int64_t visible, int64_t width) {
     float maxScore = -INFINITY;
 #pragma omp simd reduction(max : maxScore)
     for (int64_t j = 0; j < visible; ++j) maxScore = std::max(maxScore, row[j]);
     const float inv = 1.f / expShiftedSum(row, row, visible, maxScore);
-#pragma omp simd
-    for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
     std::fill(row + visible, row + width, 0.f);
+    return inv;
 }
 
+// Many queries. A task is one KV head g and one block of up to kQueryBlock queries: the block's
+// rows of all groupSize query heads that share g are copied into one matrix, so the scores
+// S = Q K_g^T and the output P V_g are one sgemm each over the keys the block can see (K_g and
+// V_g packed once for the whole group instead of once per head).
 void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
                     const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
                     float* window, int64_t windowRows) {
@@ -118,33 +123,50 @@ void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, 
 #pragma omp parallel
     {
         const int t = omp_get_thread_num();
-        std::vector<float> scores(size_t(kQueryBlock * nk));
+        const int64_t maxRows = int64_t(groupSize) * kQueryBlock;
+        std::vector<float> scores(size_t(maxRows * nk)), qBlock(size_t(maxRows * d)), oBlock(size_t(maxRows * d)),
+            inv(static_cast<size_t>(maxRows));
 #pragma omp for collapse(2) schedule(dynamic)
-        for (int h = 0; h < H; ++h) {
+        for (int g = 0; g < s.numKvHeads; ++g) {
             for (int64_t b = 0; b < blocks; ++b) {
                 const int64_t i0 = b * kQueryBlock, rows = std::min(kQueryBlock, nq - i0);
-                // Keys the last row of the block can see; earlier rows see fewer.
+                const int64_t m = int64_t(groupSize) * rows;  // matrix row r * rows + i: head g*G + r, query i0 + i
+                // Keys the last query of the block can see; earlier ones see fewer.
                 const int64_t width = causal ? std::min(nk, keyOffset + i0 + rows) : nk;
-                const float* qh = q + i0 * qStride + int64_t(h) * d;
-                const int64_t kvOff = int64_t(h / groupSize) * d;
+                const int64_t kvOff = int64_t(g) * d;
+                for (int r = 0; r < groupSize; ++r)
+                    for (int64_t i = 0; i < rows; ++i)
+                        std::copy_n(q + (i0 + i) * qStride + int64_t(g * groupSize + r) * d, d,
+                                    qBlock.data() + (r * rows + i) * d);
 
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(width), d, s.scale, qh,
-                            int(qStride), k + kvOff, int(kvStride), 0.f, scores.data(), int(width));
-                for (int64_t r = 0; r < rows; ++r) {
-                    float* row = scores.data() + r * width;
-                    softmaxRow(row, causal ? std::min(nk, keyOffset + i0 + r + 1) : nk, width);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(width), d, s.scale, qBlock.data(), d,
+                            k + kvOff, int(kvStride), 0.f, scores.data(), int(width));
+                for (int64_t row = 0; row < m; ++row) {
+                    const int64_t i = row % rows;
+                    float* p = scores.data() + row * width;
+                    inv[size_t(row)] = softmaxRowUnnormalised(p, causal ? std::min(nk, keyOffset + i0 + i + 1) : nk, width);
+                    const float w = inv[size_t(row)] * invHeads;
                     if (importance) {
                         float* imp = impPartial[size_t(t)].data();
-                        for (int64_t j = 0; j < width; ++j) imp[j] += row[j] * invHeads;
+#pragma omp simd
+                        for (int64_t j = 0; j < width; ++j) imp[j] += p[j] * w;
                     }
-                    if (window && i0 + r >= windowStart) {
-                        float* win = winPartial[size_t(t)].data() + (i0 + r - windowStart) * nk;
-                        for (int64_t j = 0; j < width; ++j) win[j] += row[j] * invHeads;
+                    if (window && i0 + i >= windowStart) {
+                        float* win = winPartial[size_t(t)].data() + (i0 + i - windowStart) * nk;
+#pragma omp simd
+                        for (int64_t j = 0; j < width; ++j) win[j] += p[j] * w;
                     }
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), d, int(width), 1.f, scores.data(),
-                            int(width), v + kvOff, int(kvStride), 0.f, out + i0 * qStride + int64_t(h) * d,
-                            int(qStride));
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), d, int(width), 1.f, scores.data(),
+                            int(width), v + kvOff, int(kvStride), 0.f, oBlock.data(), d);
+                for (int r = 0; r < groupSize; ++r)
+                    for (int64_t i = 0; i < rows; ++i) {
+                        const float* src = oBlock.data() + (r * rows + i) * d;
+                        float* dst = out + (i0 + i) * qStride + int64_t(g * groupSize + r) * d;
+                        const float scale = inv[size_t(r * rows + i)];
+#pragma omp simd
+                        for (int c = 0; c < d; ++c) dst[c] = src[c] * scale;
+                    }
             }
         }
     }
