@@ -108,8 +108,11 @@ public:
     virtual ~Backend() = default;
     virtual std::string name() const = 0;
 
-    // Memory.
+    // Memory. alloc gives a zeroed tensor; allocOutput one whose contents are unspecified, for an
+    // op's output that the op overwrites entirely (skipping the zeroing saves a pass over every
+    // activation of a prefill). Backends that cannot skip it inherit the zeroed alloc.
     virtual Tensor alloc(int64_t rows, int64_t cols) = 0;
+    virtual Tensor allocOutput(int64_t rows, int64_t cols) { return alloc(rows, cols); }
     virtual Tensor upload(const float* host, int64_t rows, int64_t cols) = 0;
     virtual void download(const Tensor& t, float* host) const = 0;
     virtual Weight weight(const TensorView& view, int64_t rows, int64_t cols) = 0;

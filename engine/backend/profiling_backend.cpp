@@ -4,6 +4,7 @@ namespace pkv {
 
 // Memory management and weight mapping are not ops of a forward pass: passed through untimed.
 Tensor ProfilingBackend::alloc(int64_t rows, int64_t cols) { return inner_->alloc(rows, cols); }
+Tensor ProfilingBackend::allocOutput(int64_t rows, int64_t cols) { return inner_->allocOutput(rows, cols); }
 Tensor ProfilingBackend::upload(const float* host, int64_t rows, int64_t cols) {
     return inner_->upload(host, rows, cols);
 }

@@ -29,6 +29,7 @@ public:
 
     std::string name() const override { return inner_->name(); }
     Tensor alloc(int64_t rows, int64_t cols) override;
+    Tensor allocOutput(int64_t rows, int64_t cols) override;
     Tensor upload(const float* host, int64_t rows, int64_t cols) override;
     void download(const Tensor& t, float* host) const override;
     Weight weight(const TensorView& view, int64_t rows, int64_t cols) override;

@@ -70,7 +70,7 @@ Tensor ClipVisionTower::embed(const std::vector<float>& pixels) {
                         *dst++ = pixels[(size_t(c) * S + py * P + ky) * S + px * P + kx];
         }
     Tensor patchIn = be_.upload(patches.data(), side * side, patchLen);
-    Tensor patchOut = be_.alloc(side * side, D);
+    Tensor patchOut = be_.allocOutput(side * side, D);
     be_.linear(patchIn, patchEmbedding_, nullptr, patchOut);
 
     Tensor x = be_.alloc(side * side + 1, D);
@@ -80,7 +80,7 @@ Tensor ClipVisionTower::embed(const std::vector<float>& pixels) {
     be_.writeRows(patchOut, x, 1);
     be_.addWeightRows(x, positionEmbedding_, 0);
 
-    Tensor y = be_.alloc(x.rows(), D);
+    Tensor y = be_.allocOutput(x.rows(), D);
     be_.layerNorm(x, preLnGamma_, preLnBeta_, cfg_.layerNormEps, y);
     return y;
 }
@@ -91,9 +91,9 @@ void ClipVisionTower::encoderLayer(const Layer& L, Tensor& x) {
     const AttentionShape shape{cfg_.numHeads, cfg_.numHeads, int(D / cfg_.numHeads),
                                1.f / std::sqrt(float(D / cfg_.numHeads))};
 
-    Tensor h = be_.alloc(n, D);
+    Tensor h = be_.allocOutput(n, D);
     be_.layerNorm(x, L.ln1Gamma, L.ln1Beta, cfg_.layerNormEps, h);
-    Tensor q = be_.alloc(n, D), k = be_.alloc(n, D), v = be_.alloc(n, D), attn = be_.alloc(n, D);
+    Tensor q = be_.allocOutput(n, D), k = be_.allocOutput(n, D), v = be_.allocOutput(n, D), attn = be_.allocOutput(n, D);
     be_.linear(h, L.q, &L.qBias, q);
     be_.linear(h, L.k, &L.kBias, k);
     be_.linear(h, L.v, &L.vBias, v);
@@ -102,7 +102,7 @@ void ClipVisionTower::encoderLayer(const Layer& L, Tensor& x) {
     be_.add(x, h);
 
     be_.layerNorm(x, L.ln2Gamma, L.ln2Beta, cfg_.layerNormEps, h);
-    Tensor mid = be_.alloc(n, cfg_.intermediateSize);
+    Tensor mid = be_.allocOutput(n, cfg_.intermediateSize);
     be_.linear(h, L.fc1, &L.fc1Bias, mid);
     if (cfg_.hiddenAct == "gelu")
         be_.gelu(mid);
@@ -116,7 +116,7 @@ Tensor ClipVisionTower::forward(const std::vector<float>& pixels) {
     Tensor x = embed(pixels);
     for (const Layer& L : layers_) encoderLayer(L, x);
     if (keepCls_) return x;
-    Tensor patches = be_.alloc(x.rows() - 1, x.cols());
+    Tensor patches = be_.allocOutput(x.rows() - 1, x.cols());
     be_.copyRows(x, 1, x.rows() - 1, patches);
     return patches;
 }

@@ -48,7 +48,7 @@ std::unique_ptr<KvCache> LlamaDecoder::newCache() const {
 }
 
 Tensor LlamaDecoder::embed(const std::vector<int>& ids) {
-    Tensor x = be_.alloc(int64_t(ids.size()), cfg_.hiddenSize);
+    Tensor x = be_.allocOutput(int64_t(ids.size()), cfg_.hiddenSize);
     be_.embedRows(embedTokens_, ids, x);
     return x;
 }
@@ -59,10 +59,10 @@ void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const st
                                   int64_t firstToken, KvCache& cache, const AttentionProbe* probe) {
     const int64_t n = x.rows();
     const int64_t qDim = int64_t(cfg_.numHeads) * cfg_.headDim, kvDim = int64_t(cfg_.numKvHeads) * cfg_.headDim;
-    Tensor h = be_.alloc(n, cfg_.hiddenSize);
+    Tensor h = be_.allocOutput(n, cfg_.hiddenSize);
     be_.rmsNorm(x, L.attnNorm, cfg_.rmsNormEps, h);
 
-    Tensor q = be_.alloc(n, qDim), k = be_.alloc(n, kvDim), v = be_.alloc(n, kvDim);
+    Tensor q = be_.allocOutput(n, qDim), k = be_.allocOutput(n, kvDim), v = be_.allocOutput(n, kvDim);
     be_.linear(h, L.q, &L.qBias, q);
     be_.linear(h, L.k, &L.kBias, k);
     be_.linear(h, L.v, &L.vBias, v);
@@ -71,7 +71,7 @@ void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const st
     cache.append(layer, k, v, firstToken);
 
     const AttentionShape shape{cfg_.numHeads, cfg_.numKvHeads, cfg_.headDim, 1.f / std::sqrt(float(cfg_.headDim))};
-    Tensor attn = be_.alloc(n, qDim);
+    Tensor attn = be_.allocOutput(n, qDim);
     be_.cachedAttention(q, cache, layer, shape, attn, probe);
     be_.linear(attn, L.o, &L.oBias, h);
     be_.add(x, h);
@@ -80,9 +80,9 @@ void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const st
 // x = x + down(silu(gate(h)) * up(h)), h = rmsnorm(x)
 void LlamaDecoder::mlpBlock(const Layer& L, Tensor& x) {
     const int64_t n = x.rows();
-    Tensor h = be_.alloc(n, cfg_.hiddenSize);
+    Tensor h = be_.allocOutput(n, cfg_.hiddenSize);
     be_.rmsNorm(x, L.mlpNorm, cfg_.rmsNormEps, h);
-    Tensor gate = be_.alloc(n, cfg_.intermediateSize), up = be_.alloc(n, cfg_.intermediateSize);
+    Tensor gate = be_.allocOutput(n, cfg_.intermediateSize), up = be_.allocOutput(n, cfg_.intermediateSize);
     be_.linear(h, L.gate, nullptr, gate);
     be_.linear(h, L.up, nullptr, up);
     be_.siluMul(gate, up, gate);
@@ -107,15 +107,15 @@ Tensor LlamaDecoder::forward(Tensor x, const std::vector<int64_t>& positions, in
         attentionBlock(layers_[size_t(l)], l, x, positions, firstToken, cache, record ? &probe : nullptr);
         mlpBlock(layers_[size_t(l)], x);
     }
-    Tensor normed = be_.alloc(x.rows(), cfg_.hiddenSize);
+    Tensor normed = be_.allocOutput(x.rows(), cfg_.hiddenSize);
     be_.rmsNorm(x, finalNorm_, cfg_.rmsNormEps, normed);
     return normed;
 }
 
 Tensor LlamaDecoder::logits(const Tensor& normed, int64_t first, int64_t count) {
-    Tensor rows = be_.alloc(count, cfg_.hiddenSize);
+    Tensor rows = be_.allocOutput(count, cfg_.hiddenSize);
     be_.copyRows(normed, first, count, rows);
-    Tensor out = be_.alloc(count, cfg_.vocabSize);
+    Tensor out = be_.allocOutput(count, cfg_.vocabSize);
     be_.linear(rows, lmHead_, nullptr, out);
     return out;
 }

@@ -17,10 +17,10 @@ Projector::Projector(const ModelFolder& folder, Backend& backend) : be_(backend)
 }
 
 Tensor Projector::forward(const Tensor& features) {
-    Tensor h = be_.alloc(features.rows(), w1_.rows);
+    Tensor h = be_.allocOutput(features.rows(), w1_.rows);
     be_.linear(features, w1_, &b1_, h);
     be_.gelu(h);
-    Tensor out = be_.alloc(features.rows(), w2_.rows);
+    Tensor out = be_.allocOutput(features.rows(), w2_.rows);
     be_.linear(h, w2_, &b2_, out);
     return out;
 }

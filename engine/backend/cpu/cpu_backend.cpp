@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "engine/backend/cpu/cpu_exp.h"
 #include "engine/backend/cpu/cpu_kernels.h"
@@ -34,15 +36,70 @@ std::vector<float> toFloat(const Weight& w) {
     return out;
 }
 
+// Activation buffers are recycled. A prefill allocates the same few sizes in every layer, and
+// every fresh buffer of more than 32 MiB is mapped by malloc and faulted in page by page, then
+// unmapped when freed (1.5 s of a 25 s prefill at 1800 tokens went to that). Freed buffers wait
+// here, by size, for the next request of that size; at most kMaxRetainedBytes wait, so memory
+// held but unused stays bounded. Tensors keep the pool alive (their deleters share it), so a
+// tensor may outlive the backend.
+class BufferPool {
+public:
+    static constexpr size_t kMaxRetainedBytes = size_t(512) << 20;
+
+    ~BufferPool() {
+        for (auto& [n, buffers] : free_)
+            for (float* p : buffers) delete[] p;
+    }
+
+    // n floats, zeroed when asked (model code relies on fresh tensors being zero, e.g. adding into
+    // a new row) or left as they are for an op's output.
+    static std::shared_ptr<float> get(const std::shared_ptr<BufferPool>& pool, size_t n, bool zeroed) {
+        float* p = pool->take(n);
+        if (!p) p = new float[n];
+        if (zeroed) std::memset(p, 0, n * sizeof(float));
+        return std::shared_ptr<float>(p, [pool, n](float* q) { pool->give(q, n); });
+    }
+
+private:
+    float* take(size_t n) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = free_.find(n);
+        if (it == free_.end() || it->second.empty()) return nullptr;
+        float* p = it->second.back();
+        it->second.pop_back();
+        retained_ -= n * sizeof(float);
+        return p;
+    }
+    void give(float* p, size_t n) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (retained_ + n * sizeof(float) <= kMaxRetainedBytes) {
+                free_[n].push_back(p);
+                retained_ += n * sizeof(float);
+                return;
+            }
+        }
+        delete[] p;
+    }
+
+    std::mutex mutex_;
+    std::unordered_map<size_t, std::vector<float*>> free_;
+    size_t retained_ = 0;
+};
+
 class CpuBackend final : public Backend {
 public:
     std::string name() const override { return "cpu"; }
 
     Tensor alloc(int64_t rows, int64_t cols) override {
-        return Tensor(std::shared_ptr<float>(new float[size_t(rows * cols)](), std::default_delete<float[]>()), rows, cols);
+        // At least one element, so that an empty tensor still has storage.
+        return Tensor(BufferPool::get(pool_, size_t(std::max<int64_t>(rows * cols, 1)), true), rows, cols);
+    }
+    Tensor allocOutput(int64_t rows, int64_t cols) override {
+        return Tensor(BufferPool::get(pool_, size_t(std::max<int64_t>(rows * cols, 1)), false), rows, cols);
     }
     Tensor upload(const float* host, int64_t rows, int64_t cols) override {
-        Tensor t = alloc(rows, cols);
+        Tensor t = allocOutput(rows, cols);
         std::memcpy(t.data(), host, size_t(rows * cols) * 4);
         return t;
     }
@@ -195,6 +252,9 @@ public:
         cpu::attention(q.data(), q.rows(), c.keys(layer), c.values(layer), nk, c.entryWidth(), s, true,
                        nk - q.rows(), out.data(), importance, window, windowRows);
     }
+
+private:
+    std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
 };
 
 }  // namespace
