@@ -103,6 +103,13 @@ struct AttentionShape {
     float scale = 0.f;   // usually 1/sqrt(headDim)
 };
 
+// One output of Backend::linearMany: y = x W^T (+ bias).
+struct LinearOut {
+    const Weight* w = nullptr;
+    const Weight* bias = nullptr;  // may be null or invalid
+    Tensor* y = nullptr;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -122,6 +129,11 @@ public:
     virtual void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) = 0;
     // y = x W^T (+ b): x [n, in], W [out, in], y [n, out].
     virtual void linear(const Tensor& x, const Weight& w, const Weight* bias, Tensor& y) = 0;
+    // Several linears of the same x (q/k/v, gate/up), all W with x's width. A backend may run them
+    // as one (x read or packed once, no wait between them); the default runs them one by one.
+    virtual void linearMany(const Tensor& x, const std::vector<LinearOut>& outs) {
+        for (const LinearOut& o : outs) linear(x, *o.w, o.bias, *o.y);
+    }
     virtual void rmsNorm(const Tensor& x, const Weight& gamma, float eps, Tensor& y) = 0;
     virtual void layerNorm(const Tensor& x, const Weight& gamma, const Weight& beta, float eps, Tensor& y) = 0;
     // Rotary embedding in the rotate-half layout (LLaMA as transformers implements it), in place,

@@ -26,6 +26,12 @@ void ProfilingBackend::embedRows(const Weight& table, const std::vector<int>& id
 void ProfilingBackend::linear(const Tensor& x, const Weight& w, const Weight* bias, Tensor& y) {
     timed("linear " + std::to_string(w.rows) + "x" + std::to_string(w.cols), [&] { inner_->linear(x, w, bias, y); });
 }
+void ProfilingBackend::linearMany(const Tensor& x, const std::vector<LinearOut>& outs) {
+    std::string op = "linear";
+    for (size_t i = 0; i < outs.size(); ++i)
+        op += (i ? " + " : " ") + std::to_string(outs[i].w->rows) + "x" + std::to_string(outs[i].w->cols);
+    timed(op, [&] { inner_->linearMany(x, outs); });
+}
 void ProfilingBackend::rmsNorm(const Tensor& x, const Weight& gamma, float eps, Tensor& y) {
     timed("rmsNorm", [&] { inner_->rmsNorm(x, gamma, eps, y); });
 }

@@ -36,6 +36,7 @@ public:
     std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth) override;
     void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) override;
     void linear(const Tensor& x, const Weight& w, const Weight* bias, Tensor& y) override;
+    void linearMany(const Tensor& x, const std::vector<LinearOut>& outs) override;
     void rmsNorm(const Tensor& x, const Weight& gamma, float eps, Tensor& y) override;
     void layerNorm(const Tensor& x, const Weight& gamma, const Weight& beta, float eps, Tensor& y) override;
     void rope(Tensor& x, int numHeads, int headDim, const std::vector<int64_t>& positions, float theta) override;

@@ -94,9 +94,7 @@ void ClipVisionTower::encoderLayer(const Layer& L, Tensor& x) {
     Tensor h = be_.allocOutput(n, D);
     be_.layerNorm(x, L.ln1Gamma, L.ln1Beta, cfg_.layerNormEps, h);
     Tensor q = be_.allocOutput(n, D), k = be_.allocOutput(n, D), v = be_.allocOutput(n, D), attn = be_.allocOutput(n, D);
-    be_.linear(h, L.q, &L.qBias, q);
-    be_.linear(h, L.k, &L.kBias, k);
-    be_.linear(h, L.v, &L.vBias, v);
+    be_.linearMany(h, {{&L.q, &L.qBias, &q}, {&L.k, &L.kBias, &k}, {&L.v, &L.vBias, &v}});
     be_.selfAttention(q, k, v, shape, attn);
     be_.linear(attn, L.o, &L.oBias, h);
     be_.add(x, h);

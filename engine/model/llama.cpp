@@ -63,9 +63,7 @@ void LlamaDecoder::attentionBlock(const Layer& L, int layer, Tensor& x, const st
     be_.rmsNorm(x, L.attnNorm, cfg_.rmsNormEps, h);
 
     Tensor q = be_.allocOutput(n, qDim), k = be_.allocOutput(n, kvDim), v = be_.allocOutput(n, kvDim);
-    be_.linear(h, L.q, &L.qBias, q);
-    be_.linear(h, L.k, &L.kBias, k);
-    be_.linear(h, L.v, &L.vBias, v);
+    be_.linearMany(h, {{&L.q, &L.qBias, &q}, {&L.k, &L.kBias, &k}, {&L.v, &L.vBias, &v}});
     be_.rope(q, cfg_.numHeads, cfg_.headDim, positions, cfg_.ropeTheta);
     be_.rope(k, cfg_.numKvHeads, cfg_.headDim, positions, cfg_.ropeTheta);
     cache.append(layer, k, v, firstToken);
@@ -83,8 +81,7 @@ void LlamaDecoder::mlpBlock(const Layer& L, Tensor& x) {
     Tensor h = be_.allocOutput(n, cfg_.hiddenSize);
     be_.rmsNorm(x, L.mlpNorm, cfg_.rmsNormEps, h);
     Tensor gate = be_.allocOutput(n, cfg_.intermediateSize), up = be_.allocOutput(n, cfg_.intermediateSize);
-    be_.linear(h, L.gate, nullptr, gate);
-    be_.linear(h, L.up, nullptr, up);
+    be_.linearMany(h, {{&L.gate, nullptr, &gate}, {&L.up, nullptr, &up}});
     be_.siluMul(gate, up, gate);
     be_.linear(gate, L.down, nullptr, h);
     be_.add(x, h);

@@ -214,6 +214,53 @@ private slots:
         }
     }
 
+    // Linears fused over one x (q/k/v, gate/up) give exactly what separate calls give, on every
+    // path: the same kernels run on the same panels and row groups, only scheduled together.
+    void linearsEqualSeparateCalls_data() {
+        QTest::addColumn<int>("dtype");
+        QTest::addColumn<int>("n");
+        for (DType t : {DType::F32, DType::F16, DType::BF16})
+            for (int n : {1, 3, 37}) QTest::newRow(qPrintable(QString("%1 n=%2").arg(dtypeName(t)).arg(n))) << int(t) << n;
+    }
+    void linearsEqualSeparateCalls() {
+        QFETCH(int, dtype);
+        QFETCH(int, n);
+        const DType t = DType(dtype);
+        const int in = 517;
+        std::mt19937 rng(uint32_t(11 + n + dtype));
+        const std::vector<float> x = randomFloats(int64_t(n) * in, rng);
+        const std::vector<int> outs = {64, 37, 9};
+        std::vector<Weights16> w16(outs.size());
+        std::vector<std::vector<float>> wf(outs.size()), bias(outs.size());
+        std::vector<Weight> w(outs.size()), b(outs.size());
+        for (size_t i = 0; i < outs.size(); ++i) {
+            w[i] = Weight{nullptr, t, outs[i], in};
+            if (t == DType::F32) {
+                wf[i] = randomFloats(int64_t(outs[i]) * in, rng);
+                w[i].data = wf[i].data();
+            } else {
+                w16[i] = randomWeights(t, int64_t(outs[i]) * in, rng);
+                w[i].data = w16[i].bits.data();
+            }
+            bias[i] = randomFloats(outs[i], rng);
+            b[i] = Weight{bias[i].data(), DType::F32, 1, outs[i]};
+        }
+        std::vector<std::vector<float>> fused(outs.size()), separate(outs.size());
+        std::vector<cpu::LinearTarget> targets;
+        for (size_t i = 0; i < outs.size(); ++i) {
+            fused[i].assign(size_t(n * outs[i]), std::nanf(""));
+            separate[i].assign(size_t(n * outs[i]), std::nanf(""));
+            // The middle target has no bias: a fused call mixes both kinds.
+            targets.push_back({&w[i], i == 1 ? nullptr : &b[i], fused[i].data()});
+            cpu::linear(x.data(), n, w[i], i == 1 ? nullptr : &b[i], separate[i].data());
+        }
+        cpu::linears(x.data(), n, targets);
+        for (size_t i = 0; i < outs.size(); ++i)
+            for (size_t j = 0; j < fused[i].size(); ++j)
+                if (!(fused[i][j] == separate[i][j]))
+                    QFAIL(qPrintable(QString("target %1, y[%2] = %3 fused, %4 alone").arg(i).arg(j).arg(fused[i][j]).arg(separate[i][j])));
+    }
+
     void attentionEverySchedule_data() {
         QTest::addColumn<int>("nq");
         QTest::addColumn<int>("nk");

@@ -127,6 +127,11 @@ public:
     void linear(const Tensor& x, const Weight& w, const Weight* bias, Tensor& y) override {
         cpu::linear(x.data(), x.rows(), w, bias, y.data());
     }
+    void linearMany(const Tensor& x, const std::vector<LinearOut>& outs) override {
+        std::vector<cpu::LinearTarget> targets;
+        for (const LinearOut& o : outs) targets.push_back({o.w, o.bias, o.y->data()});
+        cpu::linears(x.data(), x.rows(), targets);
+    }
 
     void rmsNorm(const Tensor& x, const Weight& gamma, float eps, Tensor& y) override {
         const std::vector<float> g = toFloat(gamma);

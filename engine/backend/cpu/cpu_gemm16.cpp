@@ -123,11 +123,15 @@ void edgeTile(const float* a, const float* b, int kc, float* y, int64_t ldy, int
 
 }  // namespace
 
-bool gemm16(const float* x, int64_t n, const Weight& w, float* y) {
-    if (w.dtype != DType::F16 && w.dtype != DType::BF16) return false;
-    const int64_t in = w.cols, out = w.rows;
-    const int64_t rowBlocks = (n + kMr - 1) / kMr, kBlocks = (in + kKc - 1) / kKc, panels = (out + kNr - 1) / kNr;
-    const auto* weights = static_cast<const uint16_t*>(w.data);
+bool gemm16(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
+    for (const LinearTarget& t : targets)
+        if (t.w->dtype != DType::F16 && t.w->dtype != DType::BF16) return false;
+    const int64_t in = targets.front().w->cols;
+    const int64_t rowBlocks = (n + kMr - 1) / kMr, kBlocks = (in + kKc - 1) / kKc;
+    // Every panel of every target, numbered one after another: (target, first output).
+    std::vector<std::pair<size_t, int64_t>> panels;
+    for (size_t t = 0; t < targets.size(); ++t)
+        for (int64_t n0 = 0; n0 < targets[t].w->rows; n0 += kNr) panels.emplace_back(t, n0);
     // x packed block by block: as large as x itself. Kept per calling thread between calls, so a
     // prefill does not map and fault in a fresh buffer for every layer.
     static thread_local std::vector<float> packedX;
@@ -151,14 +155,16 @@ bool gemm16(const float* x, int64_t n, const Weight& w, float* y) {
             const int64_t k0 = kb * kKc;
             const int kc = int(std::min<int64_t>(kKc, in - k0));
 #pragma omp for schedule(dynamic, 2)
-            for (int64_t p = 0; p < panels; ++p) {
-                const int64_t n0 = p * kNr;
+            for (size_t p = 0; p < panels.size(); ++p) {
+                const auto [t, n0] = panels[p];
+                const Weight& w = *targets[t].w;
+                const int64_t out = w.rows;
                 const int cols = int(std::min<int64_t>(kNr, out - n0));
-                packWeights(weights + n0 * in + k0, in, cols, kc, w.dtype, panel);
+                packWeights(static_cast<const uint16_t*>(w.data) + n0 * in + k0, in, cols, kc, w.dtype, panel);
                 for (int64_t mb = 0; mb < rowBlocks; ++mb) {
                     const int64_t m0 = mb * kMr;
                     const int rows = int(std::min<int64_t>(kMr, n - m0));
-                    float* tile = y + m0 * out + n0;
+                    float* tile = targets[t].y + m0 * out + n0;
                     if (rows == kMr && cols == kNr)
                         microKernel(rowBlock(kb, mb), panel, kc, tile, out, kb > 0);
                     else
@@ -170,7 +176,7 @@ bool gemm16(const float* x, int64_t n, const Weight& w, float* y) {
     return true;
 }
 #else
-bool gemm16(const float*, int64_t, const Weight&, float*) { return false; }
+bool gemm16(const float*, int64_t, const std::vector<LinearTarget>&) { return false; }
 #endif
 
 }  // namespace pkv::cpu

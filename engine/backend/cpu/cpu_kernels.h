@@ -21,9 +21,18 @@ void convertToFloat(const void* src, DType dtype, int64_t n, float* dst);
 // convert-and-dot kernel; larger n (prefill) converts panels of W to f32 and calls sgemm.
 void linear(const float* x, int64_t n, const Weight& w, const Weight* bias, float* y);
 
-// y = x W^T for W in f16/bf16 by widening W while packing it (cpu_gemm16.cpp); false, with y
-// untouched, where the build has no AVX-512 or W is f32.
-bool gemm16(const float* x, int64_t n, const Weight& w, float* y);
+// One of several linears of the same x: y = x W^T (+ bias), W [out, in] with the same `in` for all.
+struct LinearTarget {
+    const Weight* w = nullptr;
+    const Weight* bias = nullptr;  // may be null or invalid
+    float* y = nullptr;
+};
+// All targets at once: one parallel region, x read (decode) or packed (prefill) once.
+void linears(const float* x, int64_t n, const std::vector<LinearTarget>& targets);
+
+// y = x W^T for every target, W in f16/bf16, by widening W while packing it (cpu_gemm16.cpp);
+// false, with nothing written, where the build has no AVX-512 or a W is f32.
+bool gemm16(const float* x, int64_t n, const std::vector<LinearTarget>& targets);
 
 // Attention of nq queries over nk keys/values stored row-major with `kvStride` floats per entry
 // (all KV heads of one token). Query i may see keys [0, visible(i)), where

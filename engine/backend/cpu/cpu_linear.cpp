@@ -123,18 +123,31 @@ void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, DType t,
 #endif
 
 // Few rows of x: every weight row is read once and used for all of them. Rows are handed out in
-// small dynamic chunks so that a thread the OS preempts does not hold up the whole layer.
-void linearStreaming(const float* x, int64_t n, const Weight& w, float* y) {
-    const int64_t in = w.cols, out = w.rows;
-    const size_t elem = dtypeSize(w.dtype);
-    const char* base = static_cast<const char*>(w.data);
-    const int64_t groups = (out + 3) / 4;  // four rows per task
-#pragma omp parallel if (n * out * in >= kMinParallelWork)
+// small dynamic chunks so that a thread the OS preempts does not hold up the whole layer. Several
+// targets sharing x (q/k/v, gate/up) run in one parallel region: their row groups are numbered
+// one after another, so no thread waits at a barrier between them.
+void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
+    const int64_t in = targets.front().w->cols;
+    std::vector<int64_t> firstGroup(targets.size() + 1, 0);  // four rows per task
+    int64_t work = 0;
+    for (size_t t = 0; t < targets.size(); ++t) {
+        firstGroup[t + 1] = firstGroup[t] + (targets[t].w->rows + 3) / 4;
+        work += n * targets[t].w->rows * in;
+    }
+    const int64_t groups = firstGroup.back();
+#pragma omp parallel if (work >= kMinParallelWork)
     {
         std::vector<float> row(static_cast<size_t>(in));
+        size_t t = 0;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t g = 0; g < groups; ++g) {
-            const int64_t r0 = g * 4, rows = std::min<int64_t>(4, out - r0);
+            while (g >= firstGroup[t + 1]) ++t;  // chunks only move forward within a thread
+            while (g < firstGroup[t]) --t;
+            const Weight& w = *targets[t].w;
+            float* y = targets[t].y;
+            const int64_t out = w.rows, r0 = (g - firstGroup[t]) * 4, rows = std::min<int64_t>(4, out - r0);
+            const size_t elem = dtypeSize(w.dtype);
+            const char* base = static_cast<const char*>(w.data);
 #ifdef PKV_HAVE_AVX2_F16C
             if (n == 1 && w.dtype != DType::F32 && rows == 4) {
                 const auto* rows4 = reinterpret_cast<const uint16_t*>(base + size_t(r0) * size_t(in) * elem);
@@ -188,15 +201,22 @@ void linearGemm(const float* x, int64_t n, const Weight& w, float* y) {
 }  // namespace
 
 void linear(const float* x, int64_t n, const Weight& w, const Weight* bias, float* y) {
+    linears(x, n, {LinearTarget{&w, bias, y}});
+}
+
+void linears(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
+    if (targets.empty()) return;
     if (n < kGemmMinRows)
-        linearStreaming(x, n, w, y);
-    else if (!gemm16(x, n, w, y))
-        linearGemm(x, n, w, y);
-    if (bias && bias->valid()) {
-        std::vector<float> b(size_t(w.rows));
-        convertToFloat(bias->data, bias->dtype, w.rows, b.data());
+        linearStreaming(x, n, targets);
+    else if (!gemm16(x, n, targets))
+        for (const LinearTarget& t : targets) linearGemm(x, n, *t.w, t.y);
+    for (const LinearTarget& t : targets) {
+        if (!t.bias || !t.bias->valid()) continue;
+        const int64_t out = t.w->rows;
+        std::vector<float> b(static_cast<size_t>(out));
+        convertToFloat(t.bias->data, t.bias->dtype, out, b.data());
         for (int64_t i = 0; i < n; ++i)
-            for (int64_t r = 0; r < w.rows; ++r) y[i * w.rows + r] += b[size_t(r)];
+            for (int64_t r = 0; r < out; ++r) t.y[i * out + r] += b[size_t(r)];
     }
 }
 
