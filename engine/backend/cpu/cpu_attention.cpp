@@ -204,6 +204,36 @@ inline float headDot(const float* a, const float* b, int d) {
     return dotv;
 }
 
+#ifdef __AVX512F__
+// scale · (q · k_j) for 16 consecutive entries k_j = k + j * stride, j < 16. The 16 per-entry sums
+// of products are reduced together by a transpose-and-add tree (45 shuffles and adds for 16
+// results, instead of a full horizontal reduction for each), which is what bounds this loop.
+template <int D>
+inline void headDots16(const float* q, const float* k, int64_t stride, float scale, float* out) {
+    __m512 qc[D / 16];
+    for (int c = 0; c < D / 16; ++c) qc[c] = _mm512_loadu_ps(q + 16 * c);
+    __m512 a[16];
+    for (int j = 0; j < 16; ++j) {
+        const float* kj = k + j * stride;
+        a[j] = _mm512_mul_ps(qc[0], _mm512_loadu_ps(kj));
+        for (int c = 1; c < D / 16; ++c) a[j] = _mm512_fmadd_ps(qc[c], _mm512_loadu_ps(kj + 16 * c), a[j]);
+    }
+    // 16 -> 8: within each 128-bit lane, pairs of entries interleaved and half-summed.
+    __m512 b[8];
+    for (int i = 0; i < 8; ++i)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    // 8 -> 4: each 128-bit lane holds the partial sums of four consecutive entries.
+    __m512 c4[4];
+    for (int i = 0; i < 4; ++i)
+        c4[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+    // 4 -> 2 -> 1: add the 128-bit lanes, keeping entries in order.
+    const __m512 d0 = _mm512_add_ps(_mm512_shuffle_f32x4(c4[0], c4[1], 0x88), _mm512_shuffle_f32x4(c4[0], c4[1], 0xDD));
+    const __m512 d1 = _mm512_add_ps(_mm512_shuffle_f32x4(c4[2], c4[3], 0x88), _mm512_shuffle_f32x4(c4[2], c4[3], 0xDD));
+    const __m512 sums = _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
+    _mm512_storeu_ps(out, _mm512_mul_ps(sums, _mm512_set1_ps(scale)));
+}
+#endif
+
 // o[0..d) += Σ_{j in [j0, j1)} p[j] · v[j * stride .. + d): one head's weighted values over a block
 // of entries, with o held in registers across the block when d is known.
 template <int D>
@@ -264,7 +294,12 @@ void attentionDecode(const float* q, const float* k, const float* v, int64_t nk,
                 for (int h = g * groupSize; h < (g + 1) * groupSize; ++h) {
                     const float* qh = q + int64_t(h) * d;
                     float* Sh = S.data() + h * len - j0;
-                    for (int64_t j = b0; j < b1; ++j) Sh[j] = headDot<D>(qh, k + j * kvStride + int64_t(g) * d, d) * s.scale;
+                    int64_t j = b0;
+#ifdef __AVX512F__
+                    if constexpr (D > 0 && D % 16 == 0)
+                        for (; j + 16 <= b1; j += 16) headDots16<D>(qh, k + j * kvStride + int64_t(g) * d, kvStride, s.scale, Sh + j);
+#endif
+                    for (; j < b1; ++j) Sh[j] = headDot<D>(qh, k + j * kvStride + int64_t(g) * d, d) * s.scale;
                 }
         }
         float* mx = rangeMax.data() + int64_t(t) * H;
