@@ -139,7 +139,7 @@ void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>&
     {
         std::vector<float> row(static_cast<size_t>(in));
         size_t t = 0;
-#pragma omp for schedule(dynamic, 16)
+#pragma omp for schedule(dynamic, 64)
         for (int64_t g = 0; g < groups; ++g) {
             while (g >= firstGroup[t + 1]) ++t;  // chunks only move forward within a thread
             while (g < firstGroup[t]) --t;
