@@ -261,6 +261,30 @@ private slots:
                     QFAIL(qPrintable(QString("target %1, y[%2] = %3 fused, %4 alone").arg(i).arg(j).arg(fused[i][j]).arg(separate[i][j])));
     }
 
+    // The cpu backend recycles activation buffers: a recycled buffer handed out by alloc() is zero
+    // again (model code adds into fresh tensors), allocOutput() reuses without clearing, and a
+    // tensor may outlive its backend.
+    void recycledBuffersAreZeroedByAlloc() {
+        auto backend = createCpuBackend();
+        Tensor t = backend->alloc(100, 7);
+        std::fill(t.data(), t.data() + t.numel(), 1.f);
+        const float* first = t.data();
+        t = Tensor();
+        Tensor again = backend->alloc(100, 7);
+        QCOMPARE(again.data(), first);  // the same memory, recycled
+        for (int64_t i = 0; i < again.numel(); ++i) QCOMPARE(again.data()[i], 0.f);
+        std::fill(again.data(), again.data() + again.numel(), 2.f);
+        again = Tensor();
+        Tensor output = backend->allocOutput(100, 7);
+        QCOMPARE(output.data(), first);
+        QCOMPARE(output.data()[699], 2.f);  // not cleared: an op will overwrite it
+        QCOMPARE(output.rows(), int64_t(100));
+        Tensor survivor = backend->alloc(3, 3);
+        backend.reset();
+        survivor.data()[8] = 5.f;  // still valid memory
+        QCOMPARE(survivor.data()[8], 5.f);
+    }
+
     void attentionEverySchedule_data() {
         QTest::addColumn<int>("nq");
         QTest::addColumn<int>("nk");

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
-#include <unordered_map>
+#include <deque>
 
 #include "engine/backend/cpu/cpu_exp.h"
 #include "engine/backend/cpu/cpu_kernels.h"
@@ -39,16 +39,16 @@ std::vector<float> toFloat(const Weight& w) {
 // Activation buffers are recycled. A prefill allocates the same few sizes in every layer, and
 // every fresh buffer of more than 32 MiB is mapped by malloc and faulted in page by page, then
 // unmapped when freed (1.5 s of a 25 s prefill at 1800 tokens went to that). Freed buffers wait
-// here, by size, for the next request of that size; at most kMaxRetainedBytes wait, so memory
-// held but unused stays bounded. Tensors keep the pool alive (their deleters share it), so a
+// here for the next request of their size. At most kMaxRetainedBytes wait; beyond that the ones
+// returned longest ago are freed, so sizes no longer asked for (a previous prompt's length) age
+// out instead of holding memory. Tensors keep the pool alive (their deleters share it), so a
 // tensor may outlive the backend.
 class BufferPool {
 public:
     static constexpr size_t kMaxRetainedBytes = size_t(512) << 20;
 
     ~BufferPool() {
-        for (auto& [n, buffers] : free_)
-            for (float* p : buffers) delete[] p;
+        for (const Entry& e : free_) delete[] e.data;
     }
 
     // n floats, zeroed when asked (model code relies on fresh tensors being zero, e.g. adding into
@@ -61,29 +61,39 @@ public:
     }
 
 private:
+    struct Entry {
+        size_t size;
+        float* data;
+    };
+
     float* take(size_t n) {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto it = free_.find(n);
-        if (it == free_.end() || it->second.empty()) return nullptr;
-        float* p = it->second.back();
-        it->second.pop_back();
-        retained_ -= n * sizeof(float);
-        return p;
+        for (auto it = free_.rbegin(); it != free_.rend(); ++it)  // the most recently returned first
+            if (it->size == n) {
+                float* p = it->data;
+                free_.erase(std::next(it).base());
+                retained_ -= n * sizeof(float);
+                return p;
+            }
+        return nullptr;
     }
     void give(float* p, size_t n) {
+        std::vector<float*> evicted;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            if (retained_ + n * sizeof(float) <= kMaxRetainedBytes) {
-                free_[n].push_back(p);
-                retained_ += n * sizeof(float);
-                return;
+            free_.push_back({n, p});
+            retained_ += n * sizeof(float);
+            while (retained_ > kMaxRetainedBytes) {
+                evicted.push_back(free_.front().data);
+                retained_ -= free_.front().size * sizeof(float);
+                free_.pop_front();
             }
         }
-        delete[] p;
+        for (float* e : evicted) delete[] e;
     }
 
     std::mutex mutex_;
-    std::unordered_map<size_t, std::vector<float*>> free_;
+    std::deque<Entry> free_;  // oldest first
     size_t retained_ = 0;
 };
 
