@@ -123,7 +123,9 @@ void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, DType t,
 #endif
 
 // Few rows of x: every weight row is read once and used for all of them. Rows are handed out in
-// small dynamic chunks so that a thread the OS preempts does not hold up the whole layer. Several
+// dynamic chunks of 64 groups (256 rows): small enough that a thread the OS preempts does not
+// hold up the whole layer, large enough that the prefetch stream (dot4) rarely starts cold at a
+// chunk's first rows. Several
 // targets sharing x (q/k/v, gate/up) run in one parallel region: their row groups are numbered
 // one after another, so no thread waits at a barrier between them.
 void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
