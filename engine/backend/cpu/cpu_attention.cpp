@@ -176,21 +176,13 @@ void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, 
         for (int64_t j = 0; j < windowRows * nk; ++j) window[j] += part[size_t(j)];
 }
 
-// One query row (decode), split by keys rather than heads: each thread takes a contiguous range
-// of cache entries and reads each entry's keys and values once, whole (all heads of a token are
-// one contiguous row), which streams from memory; splitting by head instead reads every row in
-// head-sized strided pieces, at a third of the bandwidth. Each thread keeps a softmax that is
-// exact for its own range (its max, its sum, its weighted values); the ranges are merged by
-// rescaling to the global max, as flash-decoding does. Importance and the window row, when
-// asked for, are the final probabilities averaged over heads, written per range.
-//
 // Dot product of one query head with one key head. With the head dimension known at compile time
 // and AVX-512, the products of all 16-float chunks are independent and summed as a tree, so a dot
 // costs a few instructions instead of a chain of dependent multiply-adds.
 template <int D>
 inline float headDot(const float* a, const float* b, int d) {
 #ifdef __AVX512F__
-    if constexpr (D > 0 && D % 16 == 0) {
+    if constexpr (D > 0 && D % 16 == 0 && ((D / 16) & (D / 16 - 1)) == 0) {  // a power of two of chunks
         __m512 part[D / 16];
         for (int c = 0; c < D / 16; ++c) part[c] = _mm512_mul_ps(_mm512_loadu_ps(a + 16 * c), _mm512_loadu_ps(b + 16 * c));
         for (int width = D / 16; width > 1; width /= 2)
@@ -266,6 +258,14 @@ inline void prefetchRows(const float* base, int64_t stride, int64_t r0, int64_t 
     for (const char* p = begin; p < end; p += 64) __builtin_prefetch(p, 0, 2);
 }
 
+// One query row (decode), split by keys rather than heads: each thread takes a contiguous range
+// of cache entries and reads each entry's keys and values once, whole (all heads of a token are
+// one contiguous row), which streams from memory; splitting by head instead reads every row in
+// head-sized strided pieces (7B shape: 18.6 GB/s that way, 26 GB/s this way, cold). Each thread
+// keeps a softmax that is exact for its own range (its max, its sum, its weighted values); the
+// ranges are merged by rescaling to the global max, as flash-decoding does. Importance and the
+// window row, when asked for, are the final probabilities averaged over heads, written per range.
+//
 // D is the head dimension when known at compile time (64 and 128 cover LLaMA and CLIP), so the
 // per-head dot products and updates unroll into a few vector instructions; 0 reads it from s.
 template <int D>
