@@ -101,13 +101,8 @@ class CpuBackend final : public Backend {
 public:
     std::string name() const override { return "cpu"; }
 
-    Tensor alloc(int64_t rows, int64_t cols) override {
-        // At least one element, so that an empty tensor still has storage.
-        return Tensor(BufferPool::get(pool_, size_t(std::max<int64_t>(rows * cols, 1)), true), rows, cols);
-    }
-    Tensor allocOutput(int64_t rows, int64_t cols) override {
-        return Tensor(BufferPool::get(pool_, size_t(std::max<int64_t>(rows * cols, 1)), false), rows, cols);
-    }
+    Tensor alloc(int64_t rows, int64_t cols) override { return pooled(rows, cols, true); }
+    Tensor allocOutput(int64_t rows, int64_t cols) override { return pooled(rows, cols, false); }
     Tensor upload(const float* host, int64_t rows, int64_t cols) override {
         Tensor t = allocOutput(rows, cols);
         std::memcpy(t.data(), host, size_t(rows * cols) * 4);
@@ -269,6 +264,11 @@ public:
     }
 
 private:
+    // At least one element, so that an empty tensor still has storage.
+    Tensor pooled(int64_t rows, int64_t cols, bool zeroed) {
+        return Tensor(BufferPool::get(pool_, size_t(std::max<int64_t>(rows * cols, 1)), zeroed), rows, cols);
+    }
+
     std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
 };
 

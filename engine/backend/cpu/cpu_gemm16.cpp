@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/cpu_widen.h"
 
 #if defined(__AVX512F__) && defined(__F16C__)
-#include <immintrin.h>
 #define PKV_HAVE_GEMM16 1
 #endif
 
@@ -36,15 +36,6 @@ namespace {
 constexpr int kMr = 12;   // rows of x per tile
 constexpr int kNr = 32;   // outputs per tile: two 16-float registers
 constexpr int kKc = 512;  // k per block
-
-// 8 weights of one 16-bit row widened to f32.
-inline __m256 widen8(const uint16_t* w, DType t) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-    if (t == DType::F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-inline float widen1(uint16_t h, DType t) { return t == DType::F16 ? halfToFloat(h) : bf16ToFloat(h); }
 
 // Transposes 8 rows of 8 floats in registers: r[j][k] -> r[k][j].
 inline void transpose8(__m256 r[8]) {

@@ -16,12 +16,9 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/cpu_widen.h"
 
 #if defined(__F16C__) && defined(__AVX2__) && defined(__FMA__)
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized inside _mm512_reduce_add_ps and the
-// widening casts (GCC bug 105593); the warning is about the header, not this file.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
 #define PKV_HAVE_AVX2_F16C 1
 #endif
 
@@ -46,22 +43,6 @@ float hsum(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-// One f16 weight row dotted with x, converting 8 halves at a time without a scratch copy.
-// 8 weights of a 16-bit row widened to f32.
-inline __m256 load8(const uint16_t* w, DType t) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-    if (t == DType::F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-#ifdef __AVX512F__
-inline __m512 load16(const uint16_t* w, DType t) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-    if (t == DType::F16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-#endif
-
 // Four 16-bit weight rows dotted with one x, converting 8 weights at a time without a scratch
 // copy. Each load of x serves four rows, so x's traffic through L1 is a quarter of the weights'.
 //
@@ -72,53 +53,44 @@ inline __m512 load16(const uint16_t* w, DType t) {
 // end of the matrix is harmless: a prefetch never faults.
 void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, DType t, float* y, uintptr_t next) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    int64_t i = 0;
+    auto step8 = [&](int64_t j) {
+        const __m256 xv = _mm256_loadu_ps(x + j);
+        a0 = _mm256_fmadd_ps(widen8(w + j, t), xv, a0);
+        a1 = _mm256_fmadd_ps(widen8(w + stride + j, t), xv, a1);
+        a2 = _mm256_fmadd_ps(widen8(w + 2 * stride + j, t), xv, a2);
+        a3 = _mm256_fmadd_ps(widen8(w + 3 * stride + j, t), xv, a3);
+    };
 #ifdef __AVX512F__
     // 16 weights per instruction where the CPU has AVX-512: half the instructions per byte.
     __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps(), z2 = _mm512_setzero_ps(), z3 = _mm512_setzero_ps();
-    for (; i + 32 <= n; i += 32) {  // 32 halves = one 64-byte line of each row
-        for (int line = 0; line < 4; ++line)
-            _mm_prefetch(reinterpret_cast<const char*>(next + 64 * line), _MM_HINT_T1);
-        next += 256;
-        for (int64_t j = i; j < i + 32; j += 16) {
-            const __m512 xv = _mm512_loadu_ps(x + j);
-            z0 = _mm512_fmadd_ps(load16(w + j, t), xv, z0);
-            z1 = _mm512_fmadd_ps(load16(w + stride + j, t), xv, z1);
-            z2 = _mm512_fmadd_ps(load16(w + 2 * stride + j, t), xv, z2);
-            z3 = _mm512_fmadd_ps(load16(w + 3 * stride + j, t), xv, z3);
-        }
-    }
-#else
-    for (; i + 32 <= n; i += 32) {  // 32 halves = one 64-byte line of each row
-        for (int line = 0; line < 4; ++line)
-            _mm_prefetch(reinterpret_cast<const char*>(next + 64 * line), _MM_HINT_T1);
-        next += 256;
-        for (int64_t j = i; j < i + 32; j += 8) {
-            const __m256 xv = _mm256_loadu_ps(x + j);
-            a0 = _mm256_fmadd_ps(load8(w + j, t), xv, a0);
-            a1 = _mm256_fmadd_ps(load8(w + stride + j, t), xv, a1);
-            a2 = _mm256_fmadd_ps(load8(w + 2 * stride + j, t), xv, a2);
-            a3 = _mm256_fmadd_ps(load8(w + 3 * stride + j, t), xv, a3);
-        }
-    }
+    auto step16 = [&](int64_t j) {
+        const __m512 xv = _mm512_loadu_ps(x + j);
+        z0 = _mm512_fmadd_ps(widen16(w + j, t), xv, z0);
+        z1 = _mm512_fmadd_ps(widen16(w + stride + j, t), xv, z1);
+        z2 = _mm512_fmadd_ps(widen16(w + 2 * stride + j, t), xv, z2);
+        z3 = _mm512_fmadd_ps(widen16(w + 3 * stride + j, t), xv, z3);
+    };
 #endif
-    for (; i + 8 <= n; i += 8) {
-        const __m256 xv = _mm256_loadu_ps(x + i);
-        a0 = _mm256_fmadd_ps(load8(w + i, t), xv, a0);
-        a1 = _mm256_fmadd_ps(load8(w + stride + i, t), xv, a1);
-        a2 = _mm256_fmadd_ps(load8(w + 2 * stride + i, t), xv, a2);
-        a3 = _mm256_fmadd_ps(load8(w + 3 * stride + i, t), xv, a3);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {  // 32 halves = one 64-byte line of each row
+        for (int line = 0; line < 4; ++line)
+            _mm_prefetch(reinterpret_cast<const char*>(next + 64 * line), _MM_HINT_T1);
+        next += 256;
+#ifdef __AVX512F__
+        step16(i);
+        step16(i + 16);
+#else
+        for (int64_t j = i; j < i + 32; j += 8) step8(j);
+#endif
     }
+    for (; i + 8 <= n; i += 8) step8(i);
     y[0] = hsum(a0), y[1] = hsum(a1), y[2] = hsum(a2), y[3] = hsum(a3);
 #ifdef __AVX512F__
     y[0] += _mm512_reduce_add_ps(z0), y[1] += _mm512_reduce_add_ps(z1);
     y[2] += _mm512_reduce_add_ps(z2), y[3] += _mm512_reduce_add_ps(z3);
 #endif
     for (; i < n; ++i)
-        for (int r = 0; r < 4; ++r) {
-            const uint16_t h = w[r * stride + i];
-            y[r] += (t == DType::F16 ? halfToFloat(h) : bf16ToFloat(h)) * x[i];
-        }
+        for (int r = 0; r < 4; ++r) y[r] += widen1(w[r * stride + i], t) * x[i];
 }
 #endif
 
