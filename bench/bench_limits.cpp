@@ -30,21 +30,26 @@ std::unique_ptr<float[]> parallelArray(int64_t n, float value) {
     return a;
 }
 
+// STREAM triad a[i] = b[i] + 3·c[i] over n floats, all threads, best of `runs`: GB/s counting
+// three arrays of traffic (the write-allocate read of a[] is not counted, as STREAM does).
+double triadGBps(float* a, const float* b, const float* c, int64_t n, int runs) {
+    double best = 1e30;
+    for (int run = 0; run < runs; ++run) {
+        const auto t0 = Clock::now();
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; ++i) a[i] = b[i] + 3.f * c[i];
+        best = std::min(best, secondsSince(t0));
+    }
+    return 3.0 * double(n) * sizeof(float) / best / 1e9;
+}
+
 void measureBandwidth(Limits& out) {
     const int64_t n = out.arrayBytes / int64_t(sizeof(float));
     auto a = parallelArray(n, 0.f), b = parallelArray(n, 1.f), c = parallelArray(n, 2.f);
     float* pa = a.get();
     const float* pb = b.get();
     const float* pc = c.get();
-    const float s = 3.f;
-    double best = 1e30;
-    for (int run = 0; run < kBandwidthRuns; ++run) {
-        const auto t0 = Clock::now();
-#pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < n; ++i) pa[i] = pb[i] + s * pc[i];
-        best = std::min(best, secondsSince(t0));
-    }
-    out.triadGBps = 3.0 * double(out.arrayBytes) / best / 1e9;
+    out.triadGBps = triadGBps(pa, pb, pc, n, kBandwidthRuns);
 
     // Read-only: three streams in flight, like a linear layer's rows split across threads.
     double bestRead = 1e30;
@@ -79,18 +84,7 @@ TriadProbe::TriadProbe(int64_t arrayBytes)
     : a_(size_t(arrayBytes) / sizeof(float), 0.f), b_(a_.size(), 1.f), c_(a_.size(), 2.f) {}
 
 double TriadProbe::gbps(int passes) {
-    const int64_t n = int64_t(a_.size());
-    float* pa = a_.data();
-    const float* pb = b_.data();
-    const float* pc = c_.data();
-    double best = 1e30;
-    for (int run = 0; run < passes; ++run) {
-        const auto t0 = Clock::now();
-#pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < n; ++i) pa[i] = pb[i] + 3.f * pc[i];
-        best = std::min(best, secondsSince(t0));
-    }
-    return 3.0 * double(n) * sizeof(float) / best / 1e9;
+    return triadGBps(a_.data(), b_.data(), c_.data(), int64_t(a_.size()), passes);
 }
 
 double Limits::sgemmPeakGflops() const {

@@ -317,7 +317,7 @@ int runBench(const QStringList& args) {
         const int pairedSteps =
             int(std::min<int64_t>(decodeTokens, text.maxPositions - session.tokensSeen()));
         const PairedDecode paired =
-            pairedSteps > 0 ? pairedDecode(session, pairedSteps, decoderCost(model->folder()).weightBytesPerToken)
+            pairedSteps > 0 ? pairedDecode(session, pairedSteps, cost.weightBytesPerToken)
                             : PairedDecode{};
         const double prefillSeconds = st.prefillMs / 1000.0;
         const double prefillTps = double(st.promptTokens) / prefillSeconds;
