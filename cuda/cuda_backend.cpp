@@ -104,7 +104,11 @@ Weight CudaBackend::weight(const TensorView& view, int64_t rows, int64_t cols) {
     return Weight{p, view.dtype, rows, cols};
 }
 
-std::unique_ptr<KvCache> CudaBackend::createKvCache(int numLayers, int entryWidth) {
+std::unique_ptr<KvCache> CudaBackend::createKvCache(int numLayers, int entryWidth, DType dtype) {
+    // The device kernels read a float32 cache; supportsKvDtype() says so, and the model never asks
+    // for another here (an f16 cache on the device is future work).
+    if (dtype != DType::F32)
+        throw Error(std::string("The cuda backend keeps its key/value cache in F32, not ") + dtypeName(dtype) + ".");
     return std::make_unique<CudaKvCache>(ctx_, numLayers, entryWidth);
 }
 

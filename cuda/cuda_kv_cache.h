@@ -1,8 +1,8 @@
 #pragma once
 // Device KV cache: per layer, keys and values as f32 arrays [capacity, entryWidth] in device
 // memory — f32 like the cpu cache, so both backends hold bit-identical entries and the parity
-// tests can compare them exactly (f16 entries would halve the memory and the decode attention
-// traffic; that is a later, separately tested option). Capacity grows geometrically by a quarter
+// tests can compare them exactly (the cpu backend also offers f16 entries, which halve the memory
+// and the decode attention traffic; here they are still to come). Capacity grows geometrically by a quarter
 // (at least 64 entries), like the cpu cache, so appending one token per step costs amortised
 // O(1) copies without holding up to twice the entries.
 #include <memory>
@@ -21,6 +21,7 @@ public:
 
     int numLayers() const override { return int(layers_.size()); }
     int entryWidth() const override { return width_; }
+    DType dtype() const override { return DType::F32; }
     int64_t capacity(int layer) const override;
     void overwrite(int layer, int64_t index, const std::vector<float>& k, const std::vector<float>& v) override;
     void read(int layer, int64_t index, std::vector<float>& k, std::vector<float>& v) const override;

@@ -88,6 +88,7 @@ struct ModelSummary {
     int layers = 0, heads = 0, kvHeads = 0, imageTokens = 0, context = 0;
     int64_t weightBytes = 0;
     int64_t kvBytesPerToken = 0;
+    QString kvDtype;  // "F32" or "F16": what the cache stores
     int64_t estimatedBytes = 0;
 };
 

@@ -65,6 +65,7 @@ void EngineWorker::loadModel(const QString& dir, bool demo, int device) {
     try {
         pkv::LoadOptions options;
         options.device = pkv::DeviceChoice(device);
+        options.kvDtype = kvDtypeSetting();
         options.cancel = &loadCancel_;
         options.progress = [this](double fraction, const std::string& what) { emit loadProgress(fraction, q(what)); };
         auto model = pkv::LlavaModel::load(dir.toStdString(), options);
@@ -72,7 +73,7 @@ void EngineWorker::loadModel(const QString& dir, bool demo, int device) {
         base_.reset();
         haveFull_ = false;
         model_ = std::move(model);
-        ModelSummary s = summarizeFolder(model_->folder(), demo);
+        ModelSummary s = summarizeFolder(model_->folder(), demo, model_->kvDtype());
         s.device = q(model_->backend().name());
         s.deviceReason = q(model_->deviceReason());
         emit modelLoaded(s);

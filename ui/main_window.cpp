@@ -263,7 +263,7 @@ void MainWindow::connectWorker() {
                                     : QString("<b>%1</b>").arg(s.dir.toHtmlEscaped()));
         metrics_->setModel(s);
         stepHeatmap_->reset(s.layers);
-        showMessage(QString("Model loaded on %1.").arg(s.device), false);
+        showMessage(QString("Model loaded on %1; KV cache in %2.").arg(s.device, s.kvDtype), false);
     });
     connect(worker_, &EngineWorker::loadFailed, this, [this, loadEnded](const QString& s) {
         loadEnded();

@@ -14,9 +14,11 @@
 #include <QSettings>
 #include <QStandardPaths>
 #include <QVBoxLayout>
+#include <algorithm>
 
 #include "engine/common/error.h"
 #include "engine/io/model_folder.h"
+#include "engine/model/llava.h"
 #include "ui/hub_downloader.h"
 #include "ui/model_summary.h"
 
@@ -49,6 +51,13 @@ ModelManagerDialog::ModelManagerDialog(QWidget* parent) : QDialog(parent) {
     error_->setStyleSheet("color:#c62828");
     device_ = new QComboBox;
     device_->addItems({"Auto (CUDA when usable)", "CPU", "CUDA"});
+    // Kept in the settings; the worker reads it when it loads a model.
+    kvDtype_ = new QComboBox;
+    kvDtype_->setObjectName("kvDtype");
+    kvDtype_->addItem("Auto (f16 for f16/bf16 weights)", "auto");
+    kvDtype_->addItem("f32 (exact)", "f32");
+    kvDtype_->addItem("f16 (half the memory)", "f16");
+    kvDtype_->setCurrentIndex(std::max(0, kvDtype_->findData(QSettings().value("kvDtype", "auto"))));
     load_ = new QPushButton("Load");
     load_->setEnabled(false);
 
@@ -81,6 +90,8 @@ ModelManagerDialog::ModelManagerDialog(QWidget* parent) : QDialog(parent) {
     auto* bottom = new QHBoxLayout;
     bottom->addWidget(new QLabel("Device"));
     bottom->addWidget(device_);
+    bottom->addWidget(new QLabel("KV cache"));
+    bottom->addWidget(kvDtype_);
     bottom->addStretch();
     auto* close = new QPushButton("Close");
     bottom->addWidget(load_);
@@ -111,6 +122,11 @@ ModelManagerDialog::ModelManagerDialog(QWidget* parent) : QDialog(parent) {
         accept();
     });
     connect(close, &QPushButton::clicked, this, &QDialog::reject);
+    connect(kvDtype_, &QComboBox::currentIndexChanged, this, [this] {
+        QSettings().setValue("kvDtype", kvDtype_->currentData());
+        // The estimate follows the choice (a copy: inspect() starts by clearing candidate_).
+        if (!candidate_.isEmpty()) inspect(QString(candidate_));
+    });
     connect(download_, &QPushButton::clicked, this, [this] {
         const QString repo = hubModel_->currentData().toString();
         const QString dest = hubDest_->text() + "/" + repo.section('/', 1);
@@ -155,7 +171,14 @@ bool ModelManagerDialog::inspect(const QString& dir) {
     load_->setEnabled(false);
     try {
         auto folder = pkv::ModelFolder::open(dir.toStdString());
-        summary_->setText(describeSummary(summarizeFolder(*folder, false)));
+        // The cache dtype a load would resolve to: f16 needs the cpu backend (the device's cache is f32).
+        const pkv::KvDtypeChoice choice = kvDtypeSetting();
+        const bool onCuda = device_->currentIndex() == int(pkv::DeviceChoice::Cuda);
+        const pkv::DType kv = choice == pkv::KvDtypeChoice::F32 || onCuda ? pkv::DType::F32
+                              : choice == pkv::KvDtypeChoice::F16           ? pkv::DType::F16
+                              : pkv::decoderWeightDtype(*folder) == pkv::DType::F32 ? pkv::DType::F32
+                                                                                     : pkv::DType::F16;
+        summary_->setText(describeSummary(summarizeFolder(*folder, false, kv)));
         error_->clear();
         candidate_ = dir;
         load_->setEnabled(true);

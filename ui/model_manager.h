@@ -40,6 +40,7 @@ private:
     QLabel* error_;
     QListWidget* recent_;
     QComboBox* device_;
+    QComboBox* kvDtype_;
     QPushButton* load_;
     QComboBox* hubModel_;
     QLineEdit* hubDest_;

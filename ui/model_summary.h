@@ -4,11 +4,15 @@
 #include <QString>
 
 #include "engine/io/model_folder.h"
+#include "engine/model/llava.h"
 #include "ui/engine_types.h"
 
 namespace pkvui {
 
-ModelSummary summarizeFolder(const pkv::ModelFolder& folder, bool demo);
+// kvDtype: what the cache would store (LlavaModel::kvDtype() once loaded).
+ModelSummary summarizeFolder(const pkv::ModelFolder& folder, bool demo, pkv::DType kvDtype);
+// The cache dtype the user chose in the settings ("kvDtype": auto, f32, f16; auto when unset or unknown).
+pkv::KvDtypeChoice kvDtypeSetting();
 // A few lines for a person: architecture, weights, KV cost per token, estimated memory.
 QString describeSummary(const ModelSummary& s);
 QString formatBytes(double bytes);

@@ -19,6 +19,18 @@ pkv::DeviceChoice parseDevice(const QString& text) {
     throw pkv::Error("--device must be auto, cpu or cuda, not \"" + text.toStdString() + "\".");
 }
 
+QCommandLineOption kvDtypeOptionSpec() {
+    return {"kv-dtype", "KV cache entries: auto (f16 for f16/bf16 weights, as PyTorch keeps them), f32 (exact) or f16.",
+            "type", "auto"};
+}
+
+pkv::KvDtypeChoice kvDtypeOption(const QCommandLineParser& p) {
+    pkv::KvDtypeChoice c = pkv::KvDtypeChoice::Auto;
+    if (!pkv::parseKvDtypeChoice(p.value("kv-dtype").toStdString(), c))
+        throw pkv::Error("--kv-dtype must be auto, f32 or f16, not \"" + p.value("kv-dtype").toStdString() + "\".");
+    return c;
+}
+
 int failWith(const QString& sentence) {
     std::fprintf(stderr, "prefixkv: %s\n", qPrintable(sentence));
     return UserError;

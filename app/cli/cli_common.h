@@ -21,6 +21,9 @@ enum Exit { Ok = 0, UserError = 1, Usage = 2, Interrupted = 130 };
 // `isDemo` tells the caller to label the output.
 std::string modelPathOrDemo(const QString& given, bool* isDemo);
 pkv::DeviceChoice parseDevice(const QString& text);
+// --kv-dtype: its definition (for addOptions) and its value.
+QCommandLineOption kvDtypeOptionSpec();
+pkv::KvDtypeChoice kvDtypeOption(const QCommandLineParser& p);
 int failWith(const QString& sentence);
 // Runs a command's body, turning what it throws into the exit codes above and one sentence on
 // stderr: pkv::Error (the user's mistake), pkv::Cancelled (Ctrl+C), out of memory.

@@ -35,7 +35,7 @@ struct DecoderCost {
     std::string dtype;
 };
 
-DecoderCost decoderCost(const pkv::ModelFolder& folder) {
+DecoderCost decoderCost(const pkv::ModelFolder& folder, pkv::DType kvDtype) {
     const pkv::LlamaConfig& t = folder.config().text;
     DecoderCost c;
     auto bytesOf = [&](const std::string& name, bool matmul) {
@@ -58,7 +58,7 @@ DecoderCost decoderCost(const pkv::ModelFolder& folder) {
     const pkv::TensorView* head = folder.find("language_model.lm_head.weight");
     c.weightBytesPerToken += double((head ? head : embed)->nbytes) + double(embed->nbytes) / double(t.vocabSize);
     c.dtype = embed->dtypeText;
-    c.kvBytesPerCachedToken = 2.0 * t.numLayers * t.numKvHeads * t.headDim * sizeof(float);
+    c.kvBytesPerCachedToken = 2.0 * t.numLayers * t.numKvHeads * t.headDim * double(pkv::dtypeSize(kvDtype));
     return c;
 }
 
@@ -188,7 +188,8 @@ double peakRssBytes() {
 // and decode speed against the full cache with the ratio the bytes moved per token predict.
 nlohmann::json compareCompressed(pkv::Session& s, const std::string& method, double keep,
                                  const pkv::GenerateOptions& gen, const pkv::SessionStats& full,
-                                 const pkv::ModelFolder& folder) {
+                                 const pkv::LlavaModel& model) {
+    const pkv::ModelFolder& folder = model.folder();
     pkv::PolicySpec spec;
     spec.method = method;
     spec.budget = pkv::Budget::keptPercent(keep);
@@ -201,7 +202,7 @@ nlohmann::json compareCompressed(pkv::Session& s, const std::string& method, dou
     for (int64_t len : afterPrefill.layerLengths) kept += len;
     s.generate(gen, nullptr);
     const pkv::SessionStats st = s.stats();
-    const DecoderCost cost = decoderCost(folder);
+    const DecoderCost cost = decoderCost(folder, model.kvDtype());
     // Bytes one decode step reads: the weights plus the cache, averaged over the decoded tokens.
     auto bytesPerStep = [&](const pkv::SessionStats& x) {
         int64_t entries = 0;
@@ -253,6 +254,7 @@ int runBench(const QStringList& args) {
                     "their time (adds a clock read per op)."},
         {"json", "Print one JSON object."},
     });
+    p.addOption(kvDtypeOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     try {
         const int promptTokens = intOption(p, "prompt-tokens", 1, 1 << 20);
@@ -274,6 +276,7 @@ int runBench(const QStringList& args) {
         auto t0 = Clock::now();
         pkv::LoadOptions load;
         load.device = pkv::DeviceChoice::Cpu;
+        load.kvDtype = kvDtypeOption(p);
         load.profileOps = p.isSet("profile");
         auto model = pkv::LlavaModel::load(dir, load);
         const double loadMs = msSince(t0);
@@ -302,10 +305,10 @@ int runBench(const QStringList& args) {
         const pkv::OpProfile decodeOps = model->opProfiler() ? model->opProfiler()->profile() : pkv::OpProfile();
         const nlohmann::json compression =
             compressed ? compareCompressed(*compressed, p.value("method").toStdString(),
-                                           doubleOption(p, "keep", 0.1, 100), gen, st, model->folder())
+                                           doubleOption(p, "keep", 0.1, 100), gen, st, *model)
                        : nlohmann::json();
 
-        const DecoderCost cost = decoderCost(model->folder());
+        const DecoderCost cost = decoderCost(model->folder(), model->kvDtype());
         const double weightsOnDisk = double(model->folder().weightBytes());
         const double peakRss = peakRssBytes();
         // The bandwidth again, right after the decode: on a shared machine it moves by a factor of
@@ -324,7 +327,7 @@ int runBench(const QStringList& args) {
         const double prefillGflops = prefillFlops(text, cost, st.promptTokens) / prefillSeconds / 1e9;
         const double decodeTps = st.decodeTokensPerSecond();
         const double boundTps = triad * 1e9 / cost.weightBytesPerToken;
-        // The f32 KV cache is read too: on average prompt + half the decoded tokens per step.
+        // The KV cache is read too: on average prompt + half the decoded tokens per step.
         const double kvBytes = cost.kvBytesPerCachedToken * (double(st.promptTokens) + decodeTokens / 2.0);
         const double boundWithKvTps = triad * 1e9 / (cost.weightBytesPerToken + kvBytes);
 
@@ -334,6 +337,7 @@ int runBench(const QStringList& args) {
         nlohmann::json j = {
             {"model", demo ? "demo" : dir},
             {"dtype", cost.dtype},
+            {"kv_dtype", pkv::dtypeName(model->kvDtype())},
             {"threads", limits.threads},
             {"weight_bytes_on_disk", weightsOnDisk},
             {"limits", {{"triad_gbps", limits.triadGBps},
@@ -374,8 +378,9 @@ int runBench(const QStringList& args) {
             return Ok;
         }
         const double GB = 1e9;
-        std::printf("Model       %s (%s, %d layers, hidden %d, %d/%d heads, %.2f GB on disk)\n",
-                    demo ? "embedded demo model" : dir.c_str(), cost.dtype.c_str(), text.numLayers, text.hiddenSize,
+        std::printf("Model       %s (%s, KV cache %s, %d layers, hidden %d, %d/%d heads, %.2f GB on disk)\n",
+                    demo ? "embedded demo model" : dir.c_str(), cost.dtype.c_str(), pkv::dtypeName(model->kvDtype()),
+                    text.numLayers, text.hiddenSize,
                     text.numHeads, text.numKvHeads, weightsOnDisk / GB);
         std::printf("Threads     %d\n", limits.threads);
         std::printf("Bandwidth   triad %.1f GB/s (3 arrays of %lld MiB, write-allocate not counted), read-only %.1f GB/s\n",
@@ -394,8 +399,8 @@ int runBench(const QStringList& args) {
                     "(%.3f GB of weights per token at the triad bandwidth)\n",
                     (long long)st.decodeSteps, st.decodeMs, decodeTps, 100.0 * decodeTps / boundTps, boundTps,
                     cost.weightBytesPerToken / GB);
-        std::printf("            %.0f%% counting the f32 KV cache reads too (%.3f GB per token)\n",
-                    100.0 * decodeTps / boundWithKvTps, kvBytes / GB);
+        std::printf("            %.0f%% counting the %s KV cache reads too (%.3f GB per token)\n",
+                    100.0 * decodeTps / boundWithKvTps, pkv::dtypeName(model->kvDtype()), kvBytes / GB);
         std::printf("            paired: %d more steps, each after its own triad: median %.0f%% of the bound "
                     "(weights read at %.1f GB/s, triad %.1f GB/s)\n",
                     paired.steps, 100.0 * paired.medianRatio, paired.medianStepGBps, paired.medianTriadGBps);

@@ -95,6 +95,7 @@ int runEval(const QStringList& args) {
         {"image-mode", "pad (LLaVA-1.5, the reference) or crop.", "mode", "pad"},
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
+    p.addOption(kvDtypeOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     return runGuarded([&] {
         requireOptions(p, {"dataset", "images", "out"});
@@ -116,6 +117,7 @@ int runEval(const QStringList& args) {
         const std::string dir = modelPathOrDemo(p.value("model"), &demo);
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
+        load.kvDtype = kvDtypeOption(p);
         load.cancel = &gCancel;
         auto model = pkv::LlavaModel::load(dir, load);
         if (demo) std::fprintf(stderr, "[demo model: tiny random weights, the numbers are meaningless; use --model DIR]\n");

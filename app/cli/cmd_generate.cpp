@@ -94,6 +94,7 @@ int runGenerate(const QStringList& args) {
          "as the reference).", "mode", "true"},
         {"json", "Print one JSON object (text, token ids, per-layer cache lengths, timings) instead of streaming."},
     });
+    p.addOption(kvDtypeOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     const bool json = p.isSet("json");
     return runGuarded([&] {
@@ -120,6 +121,7 @@ int runGenerate(const QStringList& args) {
 
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
+        load.kvDtype = kvDtypeOption(p);
         load.cancel = &gLoadCancel;
         auto model = pkv::LlavaModel::load(dir, load);
         if (demo && !json)
@@ -145,6 +147,7 @@ int runGenerate(const QStringList& args) {
             nlohmann::json out = {{"model", demo ? "demo" : dir},
                                   {"device", model->backend().name()},
                                   {"device_reason", model->deviceReason()},
+                                  {"kv_dtype", pkv::dtypeName(model->kvDtype())},
                                   {"policy", pkv::describePolicy(policy)},
                                   {"prompt", prompt},
                                   {"prompt_ids", session.prompt().ids},
@@ -157,9 +160,10 @@ int runGenerate(const QStringList& args) {
             std::printf("\n");
             std::fprintf(stderr,
                          "[%s | %s | image %.0f ms | prefill %lld tokens in %.0f ms | decode %.1f tok/s | "
-                         "KV cache %.1f MiB | stop: %s]\n",
-                         model->backend().name().c_str(), pkv::describePolicy(policy).c_str(), st.imageEncodeMs, (long long)st.promptTokens, st.prefillMs,
-                         st.decodeTokensPerSecond(), double(st.kvBytes) / (1 << 20), pkv::stopReasonName(reason));
+                         "KV cache %.1f MiB %s | stop: %s]\n",
+                         model->backend().name().c_str(), pkv::describePolicy(policy).c_str(), st.imageEncodeMs,
+                         (long long)st.promptTokens, st.prefillMs, st.decodeTokensPerSecond(),
+                         double(st.kvBytes) / (1 << 20), pkv::dtypeName(model->kvDtype()), pkv::stopReasonName(reason));
         }
         return reason == pkv::StopReason::Cancelled ? Interrupted : Ok;
     });

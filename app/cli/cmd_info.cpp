@@ -32,6 +32,7 @@ int runInfo(const QStringList& args) {
     p.addHelpOption();
     p.addOptions({{"model", "llava-hf model folder (default: the embedded demo model).", "dir"},
                   {"device", "auto, cpu or cuda: the device a run would use.", "name", "auto"},
+                  kvDtypeOptionSpec(),
                   {"json", "Print one JSON object."}});
     if (const auto exit = parseArguments(p, args)) return *exit;
     return runGuarded([&] {
@@ -42,15 +43,18 @@ int runInfo(const QStringList& args) {
         const pkv::LlamaConfig& t = c.text;
         const pkv::ClipVisionConfig& v = c.vision;
 
-        // The cache keeps f32 keys and values for every KV head of every layer.
-        const double kvPerToken = double(t.numLayers) * 2 * t.numKvHeads * t.headDim * 4;
+        const double weights = double(folder->weightBytes());
+        // Which backend a run would get, and why (a missing GPU is the question users ask most).
+        const pkv::BackendChoice backend = pkv::chooseBackend(parseDevice(p.value("device")), int64_t(weights));
+        const std::string device = backend.reason;
+        // The cache keeps keys and values for every KV head of every layer, in the dtype a run would use.
+        const pkv::DType kvDtype =
+            pkv::resolveKvDtype(kvDtypeOption(p), pkv::decoderWeightDtype(*folder), *backend.backend);
+        const double kvPerToken = double(t.numLayers) * 2 * t.numKvHeads * t.headDim * double(pkv::dtypeSize(kvDtype));
         const int64_t typicalPrompt = c.imageTokens() + 64;
         // Prefill activations: the widest live tensors are the MLP's gate and up projections and
         // one layer's attention scratch; logits are computed for the last row only.
         const double prefillScratch = double(typicalPrompt) * (3.0 * t.intermediateSize + 6.0 * t.hiddenSize) * 4;
-        const double weights = double(folder->weightBytes());
-        // Which backend a run would get, and why (a missing GPU is the question users ask most).
-        const std::string device = pkv::chooseBackend(parseDevice(p.value("device")), int64_t(weights)).reason;
         const double typical = weights + kvPerToken * (typicalPrompt + 512) + prefillScratch;
 
         nlohmann::json j = {
@@ -63,6 +67,7 @@ int runInfo(const QStringList& args) {
             {"image_tokens", c.imageTokens()},
             {"device", device},
             {"weight_bytes", int64_t(weights)},
+            {"kv_dtype", pkv::dtypeName(kvDtype)},
             {"kv_bytes_per_token", int64_t(kvPerToken)},
             {"estimated_bytes_typical_run", int64_t(typical)},
             {"estimated_bytes_full_context", int64_t(weights + kvPerToken * t.maxPositions + prefillScratch)},
@@ -81,8 +86,8 @@ int runInfo(const QStringList& args) {
                     c.imageTokens());
         std::printf("Weights      %s on disk, memory-mapped\n", human(weights).c_str());
         std::printf("Device       %s\n", device.c_str());
-        std::printf("KV cache     %s per token (f32), %s at the full context\n", human(kvPerToken).c_str(),
-                    human(kvPerToken * t.maxPositions).c_str());
+        std::printf("KV cache     %s per token (%s), %s at the full context\n", human(kvPerToken).c_str(),
+                    pkv::dtypeName(kvDtype), human(kvPerToken * t.maxPositions).c_str());
         std::printf("Estimate     %s for a %lld-token prompt and 512 new tokens\n", human(typical).c_str(),
                     (long long)typicalPrompt);
         return Ok;

@@ -37,6 +37,7 @@ int runProfile(const QStringList& args) {
         {"image-mode", "pad or crop.", "mode", "pad"},
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
+    p.addOption(kvDtypeOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     return runGuarded([&] {
         requireOptions(p, {"dataset", "images", "out"});
@@ -48,6 +49,7 @@ int runProfile(const QStringList& args) {
         bool demo = false;
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
+        load.kvDtype = kvDtypeOption(p);
         load.cancel = &gCancel;
         auto model = pkv::LlavaModel::load(modelPathOrDemo(p.value("model"), &demo), load);
         const auto rows = pkv::profileSamples(

@@ -94,6 +94,7 @@ int scorePpl(const QStringList& args) {
         {"position-mode", "true (absolute) or faithful (layer-0 cache length).", "mode", "true"},
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
+    p.addOption(kvDtypeOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     return runGuarded([&] {
         if (!p.isSet("dataset") || !p.isSet("images")) throw pkv::Error("Give --dataset FILE and --images DIR.");
@@ -109,6 +110,7 @@ int scorePpl(const QStringList& args) {
         bool demo = false;
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
+        load.kvDtype = kvDtypeOption(p);
         load.cancel = &gCancel;
         auto model = pkv::LlavaModel::load(modelPathOrDemo(p.value("model"), &demo), load);
         pkv::PerplexityPool pool;

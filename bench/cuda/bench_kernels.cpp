@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
                2.0 * N * D * F, peaks);
 
         // Attention over a cache holding the 2048 prompt tokens (GQA off: 32 KV heads, as 7B).
-        auto cache = be.createKvCache(1, int(H * d));
+        auto cache = be.createKvCache(1, int(H * d), DType::F32);
         Tensor keys = randomTensor(be, N, D, rng), values = randomTensor(be, N, D, rng);
         cache->append(0, keys, values, 0);
         const AttentionShape shape{int(H), int(H), int(d), 1.f / std::sqrt(float(d))};

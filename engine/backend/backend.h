@@ -49,11 +49,14 @@ struct Weight {
 // heads, already rotated by RoPE at the token's position. Beside the data, every entry remembers
 // which token of the sequence it came from (its index: 0..N-1 for the prompt, N, N+1, ... for
 // generated tokens), so policies, heatmaps and tests can tell which tokens a layer still holds.
+// Entries are stored as dtype() (F32, or F16 where the backend supports it: half the memory and
+// half the bytes each decode step reads); they go in and come out as float32.
 class KvCache {
 public:
     virtual ~KvCache() = default;
     virtual int numLayers() const = 0;
     virtual int entryWidth() const = 0;  // numKvHeads * headDim
+    virtual DType dtype() const = 0;
     int64_t length(int layer) const { return int64_t(tokens_.at(size_t(layer)).size()); }
     // Sequence index of every entry of a layer, in cache order.
     const std::vector<int64_t>& tokenIndices(int layer) const { return tokens_.at(size_t(layer)); }
@@ -123,7 +126,9 @@ public:
     virtual Tensor upload(const float* host, int64_t rows, int64_t cols) = 0;
     virtual void download(const Tensor& t, float* host) const = 0;
     virtual Weight weight(const TensorView& view, int64_t rows, int64_t cols) = 0;
-    virtual std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth) = 0;
+    // A cache whose entries are stored as `dtype`; only dtypes supportsKvDtype() accepts.
+    virtual std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth, DType dtype) = 0;
+    virtual bool supportsKvDtype(DType dtype) const { return dtype == DType::F32; }
 
     // y[i,:] = table[ids[i],:]
     virtual void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) = 0;

@@ -14,8 +14,8 @@ void ProfilingBackend::download(const Tensor& t, float* host) const {
 Weight ProfilingBackend::weight(const TensorView& view, int64_t rows, int64_t cols) {
     return inner_->weight(view, rows, cols);
 }
-std::unique_ptr<KvCache> ProfilingBackend::createKvCache(int numLayers, int entryWidth) {
-    return inner_->createKvCache(numLayers, entryWidth);
+std::unique_ptr<KvCache> ProfilingBackend::createKvCache(int numLayers, int entryWidth, DType dtype) {
+    return inner_->createKvCache(numLayers, entryWidth, dtype);
 }
 
 void ProfilingBackend::embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) {

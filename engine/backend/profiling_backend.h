@@ -33,7 +33,8 @@ public:
     Tensor upload(const float* host, int64_t rows, int64_t cols) override;
     void download(const Tensor& t, float* host) const override;
     Weight weight(const TensorView& view, int64_t rows, int64_t cols) override;
-    std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth) override;
+    std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth, DType dtype) override;
+    bool supportsKvDtype(DType dtype) const override { return inner_->supportsKvDtype(dtype); }
     void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) override;
     void linear(const Tensor& x, const Weight& w, const Weight* bias, Tensor& y) override;
     void linearMany(const Tensor& x, const std::vector<LinearOut>& outs) override;

@@ -43,6 +43,32 @@ inline float halfToFloat(uint16_t h) {
     return f;
 }
 
+// float -> IEEE half with round-to-nearest-even (what F16C's vcvtps2ph does): values beyond the
+// half range become inf, those below its subnormals 0, nan stays nan.
+inline uint16_t floatToHalf(float f) {
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    const uint16_t sign = uint16_t((bits >> 16) & 0x8000);
+    const uint32_t absBits = bits & 0x7fffffff;
+    if (absBits > 0x7f800000) return uint16_t(sign | 0x7e00);  // quiet nan
+    if (absBits >= 0x477ff000) return uint16_t(sign | 0x7c00);  // rounds to beyond 65504: inf
+    if (absBits < 0x38800000) {                                 // below 2^-14: a subnormal half or 0
+        if (absBits < 0x33000000) return sign;                  // below half the smallest subnormal
+        const uint32_t mant = (absBits & 0x7fffff) | 0x800000;   // with the implicit bit
+        const int shift = 126 - int(absBits >> 23);              // 14..24: aligns to 2^-24 units
+        uint32_t h = mant >> shift;
+        const uint32_t rest = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        if (rest > halfway || (rest == halfway && (h & 1))) ++h;
+        return uint16_t(sign | h);
+    }
+    // Normal: rebias the exponent, round the 13 dropped mantissa bits to nearest even (a carry
+    // into the exponent is the correct result).
+    uint32_t h = ((absBits >> 23) - 112) << 10 | ((absBits >> 13) & 0x3ff);
+    const uint32_t rest = absBits & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;
+    return uint16_t(sign | h);
+}
+
 inline float bf16ToFloat(uint16_t b) {
     uint32_t bits = uint32_t(b) << 16;
     float f;

@@ -44,7 +44,7 @@ LlamaDecoder::LlamaDecoder(const ModelFolder& folder, Backend& backend) : be_(ba
 }
 
 std::unique_ptr<KvCache> LlamaDecoder::newCache() const {
-    return be_.createKvCache(cfg_.numLayers, cfg_.numKvHeads * cfg_.headDim);
+    return be_.createKvCache(cfg_.numLayers, cfg_.numKvHeads * cfg_.headDim, kvDtype_);
 }
 
 Tensor LlamaDecoder::embed(const std::vector<int>& ids) {

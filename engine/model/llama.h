@@ -14,7 +14,9 @@ public:
     LlamaDecoder(const ModelFolder& folder, Backend& backend);
 
     const LlamaConfig& config() const { return cfg_; }
-    std::unique_ptr<KvCache> newCache() const;
+    std::unique_ptr<KvCache> newCache() const;  // entries stored as kvDtype()
+    DType kvDtype() const { return kvDtype_; }
+    void setKvDtype(DType dtype) { kvDtype_ = dtype; }
     Tensor embed(const std::vector<int>& ids);  // [n, hidden]
 
     // What forward() reports of each layer's attention: per layer, the importance of every cache
@@ -49,6 +51,7 @@ private:
     LlamaConfig cfg_;
     Weight embedTokens_, finalNorm_, lmHead_;
     std::vector<Layer> layers_;
+    DType kvDtype_ = DType::F32;
 };
 
 }  // namespace pkv

@@ -4,6 +4,32 @@
 
 namespace pkv {
 
+bool parseKvDtypeChoice(const std::string& text, KvDtypeChoice& out) {
+    if (text == "auto") out = KvDtypeChoice::Auto;
+    else if (text == "f32") out = KvDtypeChoice::F32;
+    else if (text == "f16") out = KvDtypeChoice::F16;
+    else return false;
+    return true;
+}
+
+DType resolveKvDtype(KvDtypeChoice choice, DType weights, const Backend& backend) {
+    switch (choice) {
+        case KvDtypeChoice::F32: return DType::F32;
+        case KvDtypeChoice::F16:
+            if (!backend.supportsKvDtype(DType::F16))
+                throw Error("The " + backend.name() + " backend cannot keep the key/value cache in f16; use --kv-dtype f32 "
+                            "or auto.");
+            return DType::F16;
+        case KvDtypeChoice::Auto: break;
+    }
+    return weights != DType::F32 && backend.supportsKvDtype(DType::F16) ? DType::F16 : DType::F32;
+}
+
+DType decoderWeightDtype(const ModelFolder& folder) {
+    const TensorView* q = folder.find("language_model.model.layers.0.self_attn.q_proj.weight");
+    return q ? q->dtype : DType::F32;  // a folder without it fails at load with its own sentence
+}
+
 std::shared_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const LoadOptions& options) {
     auto step = [&](double fraction, const std::string& what) {
         if (options.cancel && options.cancel->load()) throw Cancelled();
@@ -30,6 +56,7 @@ std::shared_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const LoadO
     m->projector_ = std::make_unique<Projector>(*m->folder_, *m->backend_);
     step(0.5, "Mapping the language model");
     m->decoder_ = std::make_unique<LlamaDecoder>(*m->folder_, *m->backend_);
+    m->decoder_->setKvDtype(resolveKvDtype(options.kvDtype, decoderWeightDtype(*m->folder_), *m->backend_));
     step(1.0, "Loaded");
     return m;
 }

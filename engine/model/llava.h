@@ -20,8 +20,25 @@
 
 namespace pkv {
 
+// How the key/value cache stores its entries.
+enum class KvDtypeChoice {
+    Auto,  // F16 when the language model's weights are 16-bit and the backend can, else F32
+    F32,   // exact: the same numbers transformers computes in float32
+    F16,   // half the memory and half the bytes a decode step reads from the cache
+};
+// "auto", "f32", "f16" (the CLI's and the settings' spelling); false for anything else.
+bool parseKvDtypeChoice(const std::string& text, KvDtypeChoice& out);
+// The dtype a cache gets for a language model whose linears are stored as `weights`, on `backend`.
+// Throws pkv::Error when F16 is asked for and the backend cannot.
+DType resolveKvDtype(KvDtypeChoice choice, DType weights, const Backend& backend);
+// The dtype of a model folder's decoder linears (what Auto looks at).
+DType decoderWeightDtype(const ModelFolder& folder);
+
 struct LoadOptions {
     DeviceChoice device = DeviceChoice::Auto;
+    // Auto keeps the cache in the precision the weights were published in, as a PyTorch fp16
+    // deployment (and the reference implementation) does.
+    KvDtypeChoice kvDtype = KvDtypeChoice::Auto;
     std::function<void(double fraction, const std::string& what)> progress;  // 0..1
     const std::atomic<bool>* cancel = nullptr;
     // Time every backend op (ProfilingBackend); read with LlavaModel::opProfiler().
@@ -40,6 +57,8 @@ public:
     // The op timer when loaded with profileOps, else null.
     ProfilingBackend* opProfiler() { return profiler_; }
     LlamaDecoder& decoder() { return *decoder_; }
+    // The dtype the KV cache stores (resolved from LoadOptions::kvDtype).
+    DType kvDtype() const { return decoder_->kvDtype(); }
     // Why the backend is what it is ("cpu: no CUDA device found", ...).
     const std::string& deviceReason() const { return deviceReason_; }
 

@@ -77,6 +77,7 @@ private slots:
         QTest::newRow("unknown method") << QStringList{"generate", "--model", m, "--prompt", "x", "--method", "magic"} << "magic";
         QTest::newRow("bad keep") << QStringList{"generate", "--model", m, "--prompt", "x", "--keep", "150%"} << "(0, 100]";
         QTest::newRow("bad number") << QStringList{"generate", "--model", m, "--prompt", "x", "--max-new-tokens", "ten"} << "max-new-tokens";
+        QTest::newRow("bad kv dtype") << QStringList{"generate", "--model", m, "--prompt", "x", "--kv-dtype", "int8"} << "--kv-dtype must be auto, f32 or f16";
         QTest::newRow("info on a file") << QStringList{"info", "--model", m + "/config.json"} << "config.json";
     }
     void errors() {
@@ -141,8 +142,31 @@ private slots:
         QCOMPARE(j["text"].toObject()["kv_heads"].toInt(), 2);
         QCOMPARE(j["image_tokens"].toInt(), 16);
         QVERIFY(j["device"].toString().startsWith("cpu: ") || j["device"].toString().startsWith("cuda: "));
-        // 3 layers x (K and V) x 2 KV heads x 16 dims x 4 bytes.
+        // 3 layers x (K and V) x 2 KV heads x 16 dims x 4 bytes: an f32 model's cache is f32.
+        QCOMPARE(j["kv_dtype"].toString(), QString("F32"));
         QCOMPARE(j["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 4);
+        const Run half = prefixkv({"info", "--model", fixtureModel(), "--json", "--kv-dtype", "f16"});
+        QCOMPARE(QJsonDocument::fromJson(half.out).object()["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 2);
+    }
+
+    // A 16-bit model's cache is f16 unless asked otherwise; the bytes per entry say so, and the
+    // greedy answer of this fixture and photo comes out the same either way.
+    void kvDtypeOfGenerate() {
+        const QString f16Model = pkvtest::fixturesDir() + "/models/tiny-gqa-f16";
+        QJsonObject runs[2];
+        const char* choices[2] = {"auto", "f32"};
+        for (int i = 0; i < 2; ++i) {
+            const Run r = prefixkv({"generate", "--model", f16Model, "--image", sample(), "--prompt", "Describe the image.",
+                                    "--max-new-tokens", "6", "--ignore-eos", "--json", "--kv-dtype", choices[i]});
+            QCOMPARE(r.code, 0);
+            runs[i] = QJsonDocument::fromJson(r.out).object();
+        }
+        QCOMPARE(runs[0]["kv_dtype"].toString(), QString("F16"));
+        QCOMPARE(runs[1]["kv_dtype"].toString(), QString("F32"));
+        // 2 KV heads x 16 dims, keys and values.
+        QCOMPARE(runs[0]["stats"].toObject()["kv_bytes_per_entry"].toInt(), 2 * 16 * 2 * 2);
+        QCOMPARE(runs[1]["stats"].toObject()["kv_bytes_per_entry"].toInt(), 2 * 16 * 2 * 4);
+        QCOMPARE(runs[0]["token_ids"].toArray(), runs[1]["token_ids"].toArray());
     }
 };
 

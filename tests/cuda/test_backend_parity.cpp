@@ -332,8 +332,8 @@ private slots:
         QFETCH(int, nq);
         QFETCH(int, windowRows);
         const int64_t qWidth = int64_t(heads) * headDim, kvWidth = int64_t(kvHeads) * headDim;
-        auto ca = cpu_->createKvCache(1, int(kvWidth));
-        auto cb = gpu_->createKvCache(1, int(kvWidth));
+        auto ca = cpu_->createKvCache(1, int(kvWidth), DType::F32);
+        auto cb = gpu_->createKvCache(1, int(kvWidth), DType::F32);
         for (auto [first, count] : {std::pair<int64_t, int64_t>{0, past}, {past, nq}}) {
             if (count == 0) continue;
             auto [ka, kb] = tensors(randomFloats(count * kvWidth, rng_), count, kvWidth);
@@ -369,8 +369,8 @@ private slots:
     // must match the cpu cache exactly after every step.
     void kvCacheOps() {
         const int width = 24;
-        auto a = cpu_->createKvCache(3, width);
-        auto b = gpu_->createKvCache(3, width);
+        auto a = cpu_->createKvCache(3, width, DType::F32);
+        auto b = gpu_->createKvCache(3, width, DType::F32);
         auto same = [&](const KvCache& x, const KvCache& y) {
             for (int l = 0; l < 3; ++l) {
                 if (x.tokenIndices(l) != y.tokenIndices(l)) return false;
@@ -442,7 +442,7 @@ private slots:
         std::fill(host.begin(), host.end(), -1.f);
         QCOMPARE(download(*gpu_, t), expected);
 
-        auto cache = gpu_->createKvCache(1, 8);
+        auto cache = gpu_->createKvCache(1, 8, DType::F32);
         auto [ka, kb] = tensors(randomFloats(3 * 8, rng_), 3, 8);
         cache->append(0, kb, kb, 0);
         std::vector<float> k(8, 1.5f), v(8, -2.5f), backK, backV;
@@ -456,7 +456,7 @@ private slots:
     // A cache lives on its backend's stream; another CUDA backend must refuse to read it.
     void foreignCacheIsRefused() {
         cuda::CudaBackend other;
-        auto cache = other.createKvCache(1, 16);
+        auto cache = other.createKvCache(1, 16, DType::F32);
         Tensor kv = other.alloc(2, 16);
         cache->append(0, kv, kv, 0);
         Tensor q = gpu_->alloc(2, 16), out = gpu_->alloc(2, 16);
@@ -568,6 +568,8 @@ private:
         LoadOptions cpu, gpu;
         cpu.device = DeviceChoice::Cpu;
         gpu.device = DeviceChoice::Cuda;
+        cpu.kvDtype = KvDtypeChoice::F32;  // the device cache is f32; compare like with like
+        gpu.kvDtype = KvDtypeChoice::F32;
         Pair p{LlavaModel::load(dir, cpu), LlavaModel::load(dir, gpu)};
         if (p.gpu->backend().name() != "cuda" || !QString::fromStdString(p.gpu->deviceReason()).startsWith("cuda: "))
             qFatal("%s was not loaded on the CUDA backend: %s", qPrintable(name), p.gpu->deviceReason().c_str());

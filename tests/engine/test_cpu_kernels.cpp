@@ -5,7 +5,8 @@
 // rows. Sizes are chosen to leave remainders for every unrolled loop (rows not a multiple of 4,
 // columns not a multiple of 32 or 8). The whole models are held to transformers elsewhere
 // (test_model_golden); these catch a kernel error at its source and at sizes the tiny models
-// do not reach.
+// do not reach. The f16 key/value cache: the float -> half rounding, the cache's storage ops, and
+// attention reading it, against the same references on the rounded entries.
 #include <QtTest>
 #include <cmath>
 #include <limits>
@@ -14,6 +15,7 @@
 
 #include "engine/backend/cpu/cpu_exp.h"
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/cpu_widen.h"
 #include "engine/common/dtype.h"
 
 using namespace pkv;
@@ -329,6 +331,144 @@ private slots:
             if (!(std::fabs(importance[j] - refImp[j]) <= 1e-5)) QFAIL(qPrintable(QString("importance[%1] = %2, expected %3").arg(j).arg(importance[j]).arg(refImp[j])));
         for (size_t j = 0; j < window.size(); ++j)
             if (!(std::fabs(window[j] - refWin[j]) <= 1e-5)) QFAIL(qPrintable(QString("window[%1] = %2, expected %3").arg(j).arg(window[j]).arg(refWin[j])));
+    }
+
+    // float -> half: exact IEEE results at the edges (ties to even, subnormals, overflow, nan),
+    // the vector narrowing equal to the scalar one everywhere but where it saturates, and every
+    // rounding within half a unit in the last place.
+    void halfRounding() {
+        struct Case { float in; uint16_t out; };
+        const Case cases[] = {
+            {1.f, 0x3c00}, {-2.f, 0xc000}, {65504.f, 0x7bff}, {65519.f, 0x7bff}, {65520.f, 0x7c00},
+            {1.f + 1.f / 2048, 0x3c00},       // a tie, to the even neighbour below
+            {1.f + 3.f / 2048, 0x3c02},       // a tie, to the even neighbour above
+            {std::ldexp(1.f, -24), 0x0001},   // the smallest subnormal
+            {std::ldexp(1.f, -25), 0x0000},   // half of it: a tie, to even (zero)
+            {std::ldexp(3.f, -25), 0x0002},   // 1.5 of it: a tie, to even (two)
+            {std::ldexp(1.f, -14), 0x0400},   // the smallest normal
+            {std::ldexp(1023.f, -24), 0x03ff}, {-0.f, 0x8000}, {1e-30f, 0x0000},
+            {std::numeric_limits<float>::infinity(), 0x7c00},
+        };
+        for (const Case& c : cases)
+            QVERIFY2(floatToHalf(c.in) == c.out,
+                     qPrintable(QString("half(%1) = %2, expected %3").arg(double(c.in)).arg(floatToHalf(c.in), 0, 16).arg(c.out, 0, 16)));
+        QVERIFY(std::isnan(halfToFloat(floatToHalf(std::nanf("")))));
+
+        std::mt19937 rng(5);
+        std::vector<float> x = randomFloats(4099, rng, 30.f);
+        for (int e = -26; e <= 17; ++e) x.push_back(std::ldexp(1.37f, e));
+        for (const Case& c : cases) x.push_back(c.in);
+        x.insert(x.end(), {1e6f, -1e6f, 70000.f, std::nanf("")});
+        std::vector<uint16_t> h(x.size());
+        cpu::narrowToHalf(x.data(), int64_t(x.size()), h.data());
+        for (size_t i = 0; i < x.size(); ++i) {
+            if (std::isnan(x[i])) {
+                QVERIFY(std::isnan(halfToFloat(h[i])));
+                continue;
+            }
+            if (std::fabs(x[i]) > 65504.f) {  // saturated, not inf
+                QCOMPARE(halfToFloat(h[i]), std::copysign(65504.f, x[i]));
+                continue;
+            }
+            QCOMPARE(h[i], floatToHalf(x[i]));
+            const double back = halfToFloat(h[i]);
+            const double ulp = std::ldexp(1.0, std::max(std::ilogb(back == 0 ? 1e-30 : back), -14) - 10);
+            QVERIFY2(std::fabs(back - double(x[i])) <= ulp / 2,
+                     qPrintable(QString("%1 -> %2").arg(double(x[i])).arg(back)));
+        }
+    }
+
+    // An f16 cache: entries come back rounded; gather, erase, overwrite and clone move whole
+    // entries; a value beyond the half range is stored as ±65504.
+    void f16CacheStorage() {
+        auto be = createCpuBackend();
+        QVERIFY(be->supportsKvDtype(DType::F16));
+        const int width = 12;
+        auto cache = be->createKvCache(2, width, DType::F16);
+        QCOMPARE(cache->dtype(), DType::F16);
+        QCOMPARE(cache->bytesPerEntry(), int64_t(width * 2 * 2));
+        std::mt19937 rng(9);
+        std::vector<float> k = randomFloats(5 * width, rng, 3.f), v = randomFloats(5 * width, rng);
+        k[7] = 1e6f;
+        cache->append(1, be->upload(k.data(), 5, width), be->upload(v.data(), 5, width), 0);
+        auto rounded = [](float x) { return halfToFloat(floatToHalf(std::clamp(x, -65504.f, 65504.f))); };
+        std::vector<float> rk, rv;
+        auto expectEntry = [&](int64_t index, int64_t row) {
+            cache->read(1, index, rk, rv);
+            for (int c = 0; c < width; ++c) {
+                QCOMPARE(rk[size_t(c)], rounded(k[size_t(row * width + c)]));
+                QCOMPARE(rv[size_t(c)], rounded(v[size_t(row * width + c)]));
+            }
+        };
+        for (int64_t r = 0; r < 5; ++r) expectEntry(r, r);
+        cache->read(1, 0, rk, rv);
+        QCOMPARE(rk[7], 65504.f);
+
+        auto copy = cache->clone();
+        cache->gather(1, {0, 2, 4});
+        QCOMPARE(cache->length(1), int64_t(3));
+        QCOMPARE(cache->tokenIndices(1), (std::vector<int64_t>{0, 2, 4}));
+        expectEntry(1, 2);
+        expectEntry(2, 4);
+        cache->erase(1, 0);
+        expectEntry(0, 2);
+        std::vector<float> nk(size_t(width), 0.5f), nv(size_t(width), -0.25f);
+        cache->overwrite(1, 1, nk, nv);
+        cache->read(1, 1, rk, rv);
+        QCOMPARE(rk, nk);
+        QCOMPARE(rv, nv);
+        QCOMPARE(cache->bytesUsed(), int64_t(2 * width * 2 * 2));
+        QCOMPARE(copy->length(1), int64_t(5));  // the clone kept its own entries
+        copy->read(1, 3, rk, rv);
+        QCOMPARE(rk[0], rounded(k[size_t(3 * width)]));
+        QCOMPARE(copy->length(0), int64_t(0));
+    }
+
+    void attentionOverF16Cache_data() {
+        QTest::addColumn<int>("nq");
+        QTest::addColumn<int>("nk");
+        QTest::addColumn<int>("kvHeads");
+        QTest::addColumn<int>("headDim");
+        QTest::newRow("decode, GQA, d=64, several blocks") << 1 << 1237 << 2 << 64;
+        QTest::newRow("decode, MHA, d=128") << 1 << 613 << 8 << 128;
+        QTest::newRow("decode, generic d") << 1 << 301 << 2 << 24;
+        QTest::newRow("few queries") << 5 << 301 << 2 << 24;
+        QTest::newRow("prefill tiles") << 70 << 333 << 4 << 64;
+    }
+    // Through the backend (cachedAttention over an f16 cache, with importance and window rows),
+    // against the double reference on the rounded entries: 1e-5 as attentionEverySchedule.
+    void attentionOverF16Cache() {
+        QFETCH(int, nq);
+        QFETCH(int, nk);
+        QFETCH(int, kvHeads);
+        QFETCH(int, headDim);
+        const AttentionShape s{8, kvHeads, headDim, 1.f / std::sqrt(float(headDim))};
+        const int64_t kvWidth = int64_t(kvHeads) * headDim, qWidth = int64_t(s.numHeads) * headDim;
+        std::mt19937 rng(uint32_t(nq * 13 + nk));
+        const std::vector<float> q = randomFloats(nq * qWidth, rng, 2.f);
+        std::vector<float> k = randomFloats(nk * kvWidth, rng, 2.f), v = randomFloats(nk * kvWidth, rng);
+        auto be = createCpuBackend();
+        auto cache = be->createKvCache(1, int(kvWidth), DType::F16);
+        cache->append(0, be->upload(k.data(), nk, kvWidth), be->upload(v.data(), nk, kvWidth), 0);
+        for (float& x : k) x = halfToFloat(floatToHalf(x));
+        for (float& x : v) x = halfToFloat(floatToHalf(x));
+
+        const int windowRows = std::min(nq, 3);
+        std::vector<float> importance, window;
+        AttentionProbe probe{&importance, &window, windowRows};
+        Tensor out = be->alloc(nq, qWidth);
+        be->cachedAttention(be->upload(q.data(), nq, qWidth), *cache, 0, s, out, &probe);
+        std::vector<double> refOut, refImp, refWin;
+        referenceAttention(q, nq, k, v, nk, s, true, windowRows, refOut, refImp, refWin);
+        for (int64_t i = 0; i < out.numel(); ++i)
+            if (!(std::fabs(out.data()[i] - refOut[size_t(i)]) <= 1e-5))
+                QFAIL(qPrintable(QString("out[%1] = %2, expected %3").arg(i).arg(out.data()[i]).arg(refOut[size_t(i)])));
+        QCOMPARE(importance.size(), refImp.size());
+        for (size_t j = 0; j < importance.size(); ++j)
+            if (!(std::fabs(importance[j] - refImp[j]) <= 1e-5)) QFAIL(qPrintable(QString("importance[%1]").arg(j)));
+        QCOMPARE(window.size(), refWin.size());
+        for (size_t j = 0; j < window.size(); ++j)
+            if (!(std::fabs(window[j] - refWin[j]) <= 1e-5)) QFAIL(qPrintable(QString("window[%1]").arg(j)));
     }
 };
 

@@ -4,7 +4,9 @@
 // weights too — so every model, whatever its storage dtype, is held to the same tolerance:
 // max |Δ| ≤ 1e-4 on logits (float32 summation-order noise over a 64-wide model is ~1e-6; 1e-4
 // still catches any real mistake, which shows up at 1e-2 or more). Greedy ids must be identical
-// (the fixture guarantees a top-1 margin > 2e-2 at every step).
+// (the fixture guarantees a top-1 margin > 2e-2 at every step). These runs keep the KV cache in
+// f32; kvCacheF16 holds the f16 cache (the default for 16-bit weights) to transformers with the
+// same rounding of its cache entries (make_kv_f16_golden.py).
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -77,7 +79,11 @@ private slots:
     // Vision tower, projector, every prompt logit, importance, and a 32-token greedy decode.
     void models() {
         QFETCH(QString, name);
-        auto model = LlavaModel::load(pkvtest::str(modelDir(name)), {DeviceChoice::Cpu});
+        LoadOptions options;
+        options.device = DeviceChoice::Cpu;
+        options.kvDtype = KvDtypeChoice::F32;
+        auto model = LlavaModel::load(pkvtest::str(modelDir(name)), options);
+        QCOMPARE(model->kvDtype(), DType::F32);
         auto gold = SafetensorsFile::open(pkvtest::str(goldenPath(name, ".safetensors")));
         const QJsonObject meta = readJson(goldenPath(name, ".json"));
         Backend& be = model->backend();
@@ -131,6 +137,73 @@ private slots:
             QCOMPARE(token, expected[k]);
             if (k + 1 < expected.size()) s.feed(token);
         }
+    }
+
+    void kvCacheF16_data() {
+        QTest::addColumn<QString>("name");
+        for (const char* n : {"tiny-gqa-f16", "tiny-mha-bf16"}) QTest::newRow(n) << n;
+    }
+
+    // The default cache of a 16-bit model stores f16 entries: every prompt logit and a 32-token
+    // greedy decode against transformers whose cache rounds the same way. Tolerance 1e-3: both
+    // sides round keys and values that agree to float32 noise, but an entry within that noise of a
+    // rounding boundary lands on the other f16 neighbour (2^-11 apart), which these deliberately
+    // wide random models amplify to 1.5-2.4e-4 on logits. The rounding itself moves logits by
+    // 8.5e-3 (gqa) and 1.1e-2 (mha), so a cache that did not round, or rounded wrongly, fails.
+    void kvCacheF16() {
+        QFETCH(QString, name);
+        auto model = LlavaModel::load(pkvtest::str(modelDir(name)), {DeviceChoice::Cpu});
+        QCOMPARE(model->kvDtype(), DType::F16);  // resolved from Auto
+        auto gold = SafetensorsFile::open(pkvtest::str(goldenPath(name + "-kvf16", ".safetensors")));
+        const QJsonObject meta = readJson(goldenPath(name, ".json"));
+        const QJsonObject meta16 = readJson(goldenPath(name + "-kvf16", ".json"));
+        const Golden pixels = golden(*SafetensorsFile::open(pkvtest::str(goldenPath(name, ".safetensors"))), "pixels");
+
+        Session s(model);
+        s.keepAllPromptLogits(true);
+        s.prefillPixels(meta["prompt"].toString().toStdString(), &pixels.values);
+        const int64_t width = int64_t(model->config().text.numKvHeads) * model->config().text.headDim;
+        QCOMPARE(s.stats().kvBytesPerEntry, width * 2 * 2);  // keys and values, two bytes each
+        const Golden logits = golden(*gold, "logits");
+        QCOMPARE(s.promptLogits().size(), logits.values.size());
+        const float dLogits = maxAbsDiff(s.promptLogits().data(), logits.values.data(), logits.values.size());
+        QVERIFY2(dLogits <= 1e-3f, qPrintable(QString("prompt logits max|d| = %1").arg(dLogits)));
+
+        const Golden decode = golden(*gold, "decode_logits");
+        const std::vector<int> expected = ids(meta16["greedy_ids"].toArray());
+        const int64_t vocab = decode.shape[1];
+        for (size_t k = 0; k < expected.size(); ++k) {
+            const float d = maxAbsDiff(s.logits().data(), decode.values.data() + k * size_t(vocab), size_t(vocab));
+            QVERIFY2(d <= 1e-3f, qPrintable(QString("decode step %1 logits max|d| = %2").arg(k).arg(d)));
+            const int token = int(std::max_element(s.logits().begin(), s.logits().end()) - s.logits().begin());
+            QCOMPARE(token, expected[k]);
+            if (k + 1 < expected.size()) s.feed(token);
+        }
+    }
+
+    // Auto keeps an f32 model's cache in f32; f16 can be asked for on any model and halves the bytes.
+    void kvDtypeChoice() {
+        const std::string dir = pkvtest::str(modelDir("tiny-gqa-f32"));
+        LoadOptions options;
+        options.device = DeviceChoice::Cpu;
+        QCOMPARE(LlavaModel::load(dir, options)->kvDtype(), DType::F32);
+        options.kvDtype = KvDtypeChoice::F16;
+        auto half = LlavaModel::load(dir, options);
+        QCOMPARE(half->kvDtype(), DType::F16);
+        options.kvDtype = KvDtypeChoice::F32;
+        auto full = LlavaModel::load(dir, options);
+        Session a(full), b(half);
+        const QJsonObject meta = readJson(goldenPath("tiny-gqa-f32", ".json"));
+        const Golden pixels = golden(*SafetensorsFile::open(pkvtest::str(goldenPath("tiny-gqa-f32", ".safetensors"))), "pixels");
+        a.prefillPixels(meta["prompt"].toString().toStdString(), &pixels.values);
+        b.prefillPixels(meta["prompt"].toString().toStdString(), &pixels.values);
+        QCOMPARE(b.stats().kvBytes * 2, a.stats().kvBytes);
+
+        KvDtypeChoice c = KvDtypeChoice::Auto;
+        QVERIFY(parseKvDtypeChoice("f16", c) && c == KvDtypeChoice::F16);
+        QVERIFY(parseKvDtypeChoice("auto", c) && c == KvDtypeChoice::Auto);
+        QVERIFY(!parseKvDtypeChoice("fp16", c));
+        QCOMPARE(c, KvDtypeChoice::Auto);  // untouched on failure
     }
 
     // The same continuation through the public generate() loop, from the image file on disk.

@@ -76,7 +76,7 @@ void appendToken(Backend& be, KvCache& cache, int64_t position) {
 }
 
 std::unique_ptr<KvCache> promptCache(Backend& be, int layers, int64_t n) {
-    auto cache = be.createKvCache(layers, kWidth);
+    auto cache = be.createKvCache(layers, kWidth, DType::F32);
     for (int64_t j = 0; j < n; ++j) appendToken(be, *cache, j);
     return cache;
 }

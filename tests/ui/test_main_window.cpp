@@ -5,7 +5,9 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QComboBox>
 #include <QMimeData>
+#include <QSettings>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -191,6 +193,29 @@ private slots:
         QVERIFY(w_->hasModel());
         QVERIFY(generateAndWait());
         QVERIFY(!w_->compressedText().isEmpty());
+    }
+
+    // The KV cache choice in the model dialog is a setting: the estimate follows it, and the next
+    // load stores what it says (an f32 model's cache is f32 under auto, f16 when asked).
+    void kvCacheChoiceFollowsTheSetting() {
+        QSettings().remove("kvDtype");
+        ModelManagerDialog manager;
+        auto* combo = manager.findChild<QComboBox*>("kvDtype");
+        QVERIFY(combo);
+        QCOMPARE(combo->currentData().toString(), QString("auto"));
+        QVERIFY(manager.inspect(uitest::tinyModelDir()));
+        // 3 layers x K and V x 2 KV heads x 16 dims x 4 (f32) or 2 (f16) bytes.
+        QVERIFY2(manager.summaryText().contains("KV cache 768 B per token (F32)"), qPrintable(manager.summaryText()));
+        combo->setCurrentIndex(combo->findData("f16"));
+        QCOMPARE(QSettings().value("kvDtype").toString(), QString("f16"));
+        QVERIFY2(manager.summaryText().contains("KV cache 384 B per token (F16)"), qPrintable(manager.summaryText()));
+
+        QVERIFY(loadTiny(*w_));
+        QVERIFY2(w_->message().contains("KV cache in F16"), qPrintable(w_->message()));
+        combo->setCurrentIndex(combo->findData("auto"));
+        QVERIFY(loadTiny(*w_));
+        QVERIFY2(w_->message().contains("KV cache in F32"), qPrintable(w_->message()));
+        QVERIFY(generateAndWait());
     }
 
     void cancelDuringLoad() {

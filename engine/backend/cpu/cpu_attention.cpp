@@ -250,12 +250,22 @@ inline void headAccumulate(float* o, const float* p, const float* v, int64_t str
     }
 }
 
-// Asks for rows [r0, r1) of a row-major matrix with `stride` floats per row to be brought into L2.
-inline void prefetchRows(const float* base, int64_t stride, int64_t r0, int64_t r1) {
+// Asks for rows [r0, r1) of a row-major matrix with `rowBytes` bytes per row to be brought into L2.
+inline void prefetchRows(const void* base, size_t rowBytes, int64_t r0, int64_t r1) {
     if (r1 <= r0) return;
-    const char* begin = reinterpret_cast<const char*>(base + r0 * stride);
-    const char* end = reinterpret_cast<const char*>(base + r1 * stride);
+    const char* begin = static_cast<const char*>(base) + size_t(r0) * rowBytes;
+    const char* end = static_cast<const char*>(base) + size_t(r1) * rowBytes;
     for (const char* p = begin; p < end; p += 64) __builtin_prefetch(p, 0, 2);
+}
+
+// Cache rows [j0, j1) as float32: the cache itself when it is stored so, else the rows widened into
+// `scratch` (a block of them fits in L2, so the kernels below read the widened copy from there).
+inline const float* rowsAsFloat(const void* base, DType type, int64_t stride, int64_t j0, int64_t j1,
+                                std::vector<float>& scratch) {
+    if (type == DType::F32) return static_cast<const float*>(base) + j0 * stride;
+    scratch.resize(size_t((j1 - j0) * stride));
+    convertToFloat(static_cast<const uint16_t*>(base) + j0 * stride, type, (j1 - j0) * stride, scratch.data());
+    return scratch.data();
 }
 
 // One query row (decode), split by keys rather than heads: each thread takes a contiguous range
@@ -268,8 +278,9 @@ inline void prefetchRows(const float* base, int64_t stride, int64_t r0, int64_t 
 //
 // D is the head dimension when known at compile time (64 and 128 cover LLaMA and CLIP), so the
 // per-head dot products and updates unroll into a few vector instructions; 0 reads it from s.
+// An f16 cache is read as stored (half the bytes) and widened one block at a time.
 template <int D>
-void attentionDecode(const float* q, const float* k, const float* v, int64_t nk, int64_t kvStride,
+void attentionDecode(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
                      const AttentionShape& s, float* out, float* importance, float* window) {
     const int H = s.numHeads, d = D ? D : s.headDim, groupSize = s.numHeads / s.numKvHeads;
     const int threads = nk * kvStride >= kMinParallelWork ? omp_get_max_threads() : 1;
@@ -284,22 +295,26 @@ void attentionDecode(const float* q, const float* k, const float* v, int64_t nk,
         const int64_t len = j1 - j0;
         std::vector<float>& S = scores[size_t(t)];  // [head][entry of the range]
         S.resize(size_t(H * len));
-        // Keys in blocks of about 256 KiB (they stay in L2 while every head passes over them); the
-        // next block is prefetched whole while this one is used.
+        // Keys in blocks of about 256 KiB as f32 (they stay in L2 while every head passes over them);
+        // the next block is prefetched whole while this one is used.
+        const size_t rowBytes = size_t(kvStride) * dtypeSize(kvType);
         const int64_t block = std::clamp<int64_t>((256 << 10) / (kvStride * 4), 8, 256);
+        thread_local std::vector<float> widened;  // one block, kept between calls (256 KiB)
         for (int64_t b0 = j0; b0 < j1; b0 += block) {
             const int64_t b1 = std::min(j1, b0 + block);
-            prefetchRows(k, kvStride, b1, std::min(j1, b1 + block));
+            prefetchRows(k, rowBytes, b1, std::min(j1, b1 + block));
+            const float* kb = rowsAsFloat(k, kvType, kvStride, b0, b1, widened);  // entry b0 first
             for (int g = 0; g < s.numKvHeads; ++g)
                 for (int h = g * groupSize; h < (g + 1) * groupSize; ++h) {
                     const float* qh = q + int64_t(h) * d;
-                    float* Sh = S.data() + h * len - j0;
+                    float* Sh = S.data() + h * len;  // entry j's score at Sh[j - j0]
                     int64_t j = b0;
 #ifdef __AVX512F__
                     if constexpr (D > 0 && D % 16 == 0)
-                        for (; j + 16 <= b1; j += 16) headDots16<D>(qh, k + j * kvStride + int64_t(g) * d, kvStride, s.scale, Sh + j);
+                        for (; j + 16 <= b1; j += 16)
+                            headDots16<D>(qh, kb + (j - b0) * kvStride + int64_t(g) * d, kvStride, s.scale, Sh + (j - j0));
 #endif
-                    for (; j < b1; ++j) Sh[j] = headDot<D>(qh, k + j * kvStride + int64_t(g) * d, d) * s.scale;
+                    for (; j < b1; ++j) Sh[j - j0] = headDot<D>(qh, kb + (j - b0) * kvStride + int64_t(g) * d, d) * s.scale;
                 }
         }
         float* mx = rangeMax.data() + int64_t(t) * H;
@@ -315,10 +330,12 @@ void attentionDecode(const float* q, const float* k, const float* v, int64_t nk,
         float* o = rangeOut.data() + int64_t(t) * H * d;
         for (int64_t b0 = j0; b0 < j1; b0 += block) {
             const int64_t b1 = std::min(j1, b0 + block);
-            prefetchRows(v, kvStride, b1, std::min(j1, b1 + block));
+            prefetchRows(v, rowBytes, b1, std::min(j1, b1 + block));
+            const float* vb = rowsAsFloat(v, kvType, kvStride, b0, b1, widened);  // entry b0 first
             for (int g = 0; g < s.numKvHeads; ++g)
                 for (int h = g * groupSize; h < (g + 1) * groupSize; ++h)
-                    headAccumulate<D>(o + int64_t(h) * d, S.data() + h * len - j0, v + int64_t(g) * d, kvStride, b0, b1, d);
+                    headAccumulate<D>(o + int64_t(h) * d, S.data() + h * len + (b0 - j0), vb + int64_t(g) * d, kvStride, 0,
+                                      b1 - b0, d);
         }
 #pragma omp barrier
 #pragma omp single
@@ -355,14 +372,14 @@ void attentionDecode(const float* q, const float* k, const float* v, int64_t nk,
     }
 }
 
-void decodeForHeadDim(const float* q, const float* k, const float* v, int64_t nk, int64_t kvStride,
+void decodeForHeadDim(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
                       const AttentionShape& s, float* out, float* importance, float* window) {
     if (s.headDim == 64)
-        attentionDecode<64>(q, k, v, nk, kvStride, s, out, importance, window);
+        attentionDecode<64>(q, k, v, kvType, nk, kvStride, s, out, importance, window);
     else if (s.headDim == 128)
-        attentionDecode<128>(q, k, v, nk, kvStride, s, out, importance, window);
+        attentionDecode<128>(q, k, v, kvType, nk, kvStride, s, out, importance, window);
     else
-        attentionDecode<0>(q, k, v, nk, kvStride, s, out, importance, window);
+        attentionDecode<0>(q, k, v, kvType, nk, kvStride, s, out, importance, window);
 }
 
 }  // namespace
@@ -373,9 +390,14 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
     if (nq >= kGemmMinQueries)
         attentionTiles(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
     else if (nq == 1 && (!causal || keyOffset + 1 >= nk))  // one query that sees every key
-        decodeForHeadDim(q, k, v, nk, kvStride, s, out, importance, windowRows > 0 ? window : nullptr);
+        decodeForHeadDim(q, k, v, DType::F32, nk, kvStride, s, out, importance, windowRows > 0 ? window : nullptr);
     else
         attentionRows(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
+}
+
+void attentionOneQuery(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
+                       const AttentionShape& s, float* out, float* importance, float* window) {
+    decodeForHeadDim(q, k, v, kvType, nk, kvStride, s, out, importance, window);
 }
 
 }  // namespace pkv::cpu

@@ -114,9 +114,10 @@ public:
     Weight weight(const TensorView& view, int64_t rows, int64_t cols) override {
         return Weight{view.data, view.dtype, rows, cols};  // zero-copy: the mapping outlives the model
     }
-    std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth) override {
-        return std::make_unique<cpu::CpuKvCache>(numLayers, entryWidth);
+    std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth, DType dtype) override {
+        return std::make_unique<cpu::CpuKvCache>(numLayers, entryWidth, dtype);
     }
+    bool supportsKvDtype(DType dtype) const override { return dtype == DType::F32 || dtype == DType::F16; }
 
     void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) override {
         const size_t elem = dtypeSize(table.dtype);
@@ -259,8 +260,28 @@ public:
             probe->window->assign(size_t(windowRows * nk), 0.f);
             window = probe->window->data();
         }
-        cpu::attention(q.data(), q.rows(), c.keys(layer), c.values(layer), nk, c.entryWidth(), s, true,
-                       nk - q.rows(), out.data(), importance, window, windowRows);
+        const int64_t width = c.entryWidth();
+        if (q.rows() == 1) {  // a decode step: reads the cache as stored
+            cpu::attentionOneQuery(q.data(), c.keys(layer), c.values(layer), c.dtype(), nk, width, s, out.data(),
+                                   importance, window);
+            return;
+        }
+        // Several queries run as GEMMs on f32 rows: a 16-bit layer is widened once into pooled
+        // buffers (a pass over the layer, small next to the attention's nq x nk x d work).
+        if (c.dtype() == DType::F32) {
+            cpu::attention(q.data(), q.rows(), static_cast<const float*>(c.keys(layer)),
+                           static_cast<const float*>(c.values(layer)), nk, width, s, true, nk - q.rows(), out.data(),
+                           importance, window, windowRows);
+            return;
+        }
+        Tensor k = allocOutput(nk, width), v = allocOutput(nk, width);
+        parallelChunks(nk * width, [&](int64_t begin, int64_t end) {
+            cpu::convertToFloat(static_cast<const uint16_t*>(c.keys(layer)) + begin, c.dtype(), end - begin, k.data() + begin);
+            cpu::convertToFloat(static_cast<const uint16_t*>(c.values(layer)) + begin, c.dtype(), end - begin,
+                                v.data() + begin);
+        });
+        cpu::attention(q.data(), q.rows(), k.data(), v.data(), nk, width, s, true, nk - q.rows(), out.data(), importance,
+                       window, windowRows);
     }
 
 private:

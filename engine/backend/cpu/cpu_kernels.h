@@ -43,4 +43,10 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
                const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
                float* window = nullptr, int64_t windowRows = 0);
 
+// One query that sees all nk entries (a decode step), over keys/values stored as kvType (F32 or
+// F16; 16-bit entries are read as stored and widened block by block). importance and window (size
+// nk each, zeroed, may be null) as above.
+void attentionOneQuery(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
+                       const AttentionShape& s, float* out, float* importance, float* window);
+
 }  // namespace pkv::cpu

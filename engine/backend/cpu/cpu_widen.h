@@ -35,4 +35,24 @@ inline __m512 widen16(const uint16_t* w, DType t) {
 }
 #endif
 
+// The other direction, for a key/value cache kept in f16: dst[0..n) = half(src[0..n)), rounded to
+// nearest even, with values beyond the half range saturated to ±65504 rather than turned into inf
+// (one outlier key would otherwise make a whole softmax row nan).
+inline void narrowToHalf(const float* src, int64_t n, uint16_t* dst) {
+    constexpr float kMax = 65504.f;
+    int64_t i = 0;
+#if defined(__F16C__) && defined(__AVX2__)
+    const __m256 hi = _mm256_set1_ps(kMax), lo = _mm256_set1_ps(-kMax);
+    for (; i + 8 <= n; i += 8) {
+        // min/max return their second operand when either is nan: a nan stays nan.
+        const __m256 x = _mm256_max_ps(lo, _mm256_min_ps(hi, _mm256_loadu_ps(src + i)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+    }
+#endif
+    for (; i < n; ++i) {
+        const float x = src[i];
+        dst[i] = floatToHalf(x > kMax ? kMax : x < -kMax ? -kMax : x);
+    }
+}
+
 }  // namespace pkv::cpu
