@@ -20,10 +20,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_exp.h"
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/cpu_widen.h"
 
 namespace pkv::cpu {
 namespace {
@@ -176,115 +179,46 @@ void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, 
         for (int64_t j = 0; j < windowRows * nk; ++j) window[j] += part[size_t(j)];
 }
 
-// Dot product of one query head with one key head. With the head dimension known at compile time
-// and AVX-512, the products of all 16-float chunks are independent and summed as a tree, so a dot
-// costs a few instructions instead of a chain of dependent multiply-adds.
-template <int D>
-inline float headDot(const float* a, const float* b, int d) {
+// Cache values as float32, one or 16 at a time, from f32 or f16 entries.
+inline float toFloat(float x) { return x; }
+inline float toFloat(uint16_t h) { return halfToFloat(h); }
 #ifdef __AVX512F__
-    if constexpr (D > 0 && D % 16 == 0 && ((D / 16) & (D / 16 - 1)) == 0) {  // a power of two of chunks
-        __m512 part[D / 16];
-        for (int c = 0; c < D / 16; ++c) part[c] = _mm512_mul_ps(_mm512_loadu_ps(a + 16 * c), _mm512_loadu_ps(b + 16 * c));
-        for (int width = D / 16; width > 1; width /= 2)
-            for (int c = 0; c < width / 2; ++c) part[c] = _mm512_add_ps(part[c], part[c + width / 2]);
-        return _mm512_reduce_add_ps(part[0]);
-    }
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) { return widen16(p, DType::F16); }
 #endif
-    float dotv = 0.f;
-#pragma omp simd reduction(+ : dotv)
-    for (int i = 0; i < d; ++i) dotv += a[i] * b[i];
-    return dotv;
-}
-
-#ifdef __AVX512F__
-// scale · (q · k_j) for 16 consecutive entries k_j = k + j * stride, j < 16. The 16 per-entry sums
-// of products are reduced together by a transpose-and-add tree (45 shuffles and adds for 16
-// results, instead of a full horizontal reduction for each), which is what bounds this loop.
-template <int D>
-inline void headDots16(const float* q, const float* k, int64_t stride, float scale, float* out) {
-    __m512 qc[D / 16];
-    for (int c = 0; c < D / 16; ++c) qc[c] = _mm512_loadu_ps(q + 16 * c);
-    __m512 a[16];
-    for (int j = 0; j < 16; ++j) {
-        const float* kj = k + j * stride;
-        a[j] = _mm512_mul_ps(qc[0], _mm512_loadu_ps(kj));
-        for (int c = 1; c < D / 16; ++c) a[j] = _mm512_fmadd_ps(qc[c], _mm512_loadu_ps(kj + 16 * c), a[j]);
-    }
-    // 16 -> 8: within each 128-bit lane, pairs of entries interleaved and half-summed.
-    __m512 b[8];
-    for (int i = 0; i < 8; ++i)
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    // 8 -> 4: each 128-bit lane holds the partial sums of four consecutive entries.
-    __m512 c4[4];
-    for (int i = 0; i < 4; ++i)
-        c4[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
-    // 4 -> 2 -> 1: add the 128-bit lanes, keeping entries in order.
-    const __m512 d0 = _mm512_add_ps(_mm512_shuffle_f32x4(c4[0], c4[1], 0x88), _mm512_shuffle_f32x4(c4[0], c4[1], 0xDD));
-    const __m512 d1 = _mm512_add_ps(_mm512_shuffle_f32x4(c4[2], c4[3], 0x88), _mm512_shuffle_f32x4(c4[2], c4[3], 0xDD));
-    const __m512 sums = _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
-    _mm512_storeu_ps(out, _mm512_mul_ps(sums, _mm512_set1_ps(scale)));
-}
-#endif
-
-// o[0..d) += Σ_{j in [j0, j1)} p[j] · v[j * stride .. + d): one head's weighted values over a block
-// of entries, with o held in registers across the block when d is known.
-template <int D>
-inline void headAccumulate(float* o, const float* p, const float* v, int64_t stride, int64_t j0, int64_t j1, int d) {
-#ifdef __AVX512F__
-    if constexpr (D > 0 && D % 16 == 0) {
-        __m512 acc[D / 16];
-        for (int c = 0; c < D / 16; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
-        for (int64_t j = j0; j < j1; ++j) {
-            const __m512 pj = _mm512_set1_ps(p[j]);
-            const float* vj = v + j * stride;
-            for (int c = 0; c < D / 16; ++c) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + 16 * c), acc[c]);
-        }
-        for (int c = 0; c < D / 16; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
-        return;
-    }
-#endif
-    for (int64_t j = j0; j < j1; ++j) {
-        const float* vj = v + j * stride;
-#pragma omp simd
-        for (int i = 0; i < d; ++i) o[i] += p[j] * vj[i];
-    }
-}
-
-// Asks for rows [r0, r1) of a row-major matrix with `rowBytes` bytes per row to be brought into L2.
-inline void prefetchRows(const void* base, size_t rowBytes, int64_t r0, int64_t r1) {
-    if (r1 <= r0) return;
-    const char* begin = static_cast<const char*>(base) + size_t(r0) * rowBytes;
-    const char* end = static_cast<const char*>(base) + size_t(r1) * rowBytes;
-    for (const char* p = begin; p < end; p += 64) __builtin_prefetch(p, 0, 2);
-}
-
-// Cache rows [j0, j1) as float32: the cache itself when it is stored so, else the rows widened into
-// `scratch` (a block of them fits in L2, so the kernels below read the widened copy from there).
-inline const float* rowsAsFloat(const void* base, DType type, int64_t stride, int64_t j0, int64_t j1,
-                                std::vector<float>& scratch) {
-    if (type == DType::F32) return static_cast<const float*>(base) + j0 * stride;
-    scratch.resize(size_t((j1 - j0) * stride));
-    convertToFloat(static_cast<const uint16_t*>(base) + j0 * stride, type, (j1 - j0) * stride, scratch.data());
-    return scratch.data();
-}
 
 // One query row (decode), split by keys rather than heads: each thread takes a contiguous range
-// of cache entries and reads each entry's keys and values once, whole (all heads of a token are
-// one contiguous row), which streams from memory; splitting by head instead reads every row in
-// head-sized strided pieces (7B shape: 18.6 GB/s that way, 26 GB/s this way, cold). Each thread
-// keeps a softmax that is exact for its own range (its max, its sum, its weighted values); the
-// ranges are merged by rescaling to the global max, as flash-decoding does. Importance and the
-// window row, when asked for, are the final probabilities averaged over heads, written per range.
+// of cache entries and walks it entry by entry, reading each entry's keys (then, in a second
+// walk, its values) once, whole and in order: all heads of a token are one contiguous row, so
+// the reads stream and the hardware prefetcher sees one sequential stream per thread (a software
+// prefetch a few entries ahead covers the start of each row). Each thread keeps a softmax that is
+// exact for its own range (its max, its sum, its weighted values); the ranges are merged by
+// rescaling to the global max, as flash-decoding does. Importance and the window row, when asked
+// for, are the final probabilities averaged over heads, written per range.
 //
-// D is the head dimension when known at compile time (64 and 128 cover LLaMA and CLIP), so the
-// per-head dot products and updates unroll into a few vector instructions; 0 reads it from s.
-// An f16 cache is read as stored (half the bytes) and widened one block at a time.
-template <int D>
-void attentionDecode(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
-                     const AttentionShape& s, float* out, float* importance, float* window) {
+// An earlier schedule went head by head over L2-sized blocks of entries with the next block
+// prefetched in one burst; it was bound by that burst and by the strided per-head reads (7B
+// shape, 606 entries, f16, cold: 0.90-1.0 ms per layer; this walk 0.56-0.60 ms; 1.1B shape
+// 140 -> 100 us).
+//
+// E is the stored type (float, or uint16_t for f16 entries, widened in registers). D is the head
+// dimension when known at compile time (64 and 128 cover LLaMA and CLIP): a KV head's slice of
+// the row is loaded into registers once and dotted with each query head of its group; 0 reads it
+// from s and runs plain loops.
+template <int D, typename E>
+void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t kvStride, const AttentionShape& s,
+                     float* out, float* importance, float* window) {
+    constexpr bool kVector =
+#ifdef __AVX512F__
+        D > 0 && D % 16 == 0;
+#else
+        false;
+#endif
     const int H = s.numHeads, d = D ? D : s.headDim, groupSize = s.numHeads / s.numKvHeads;
     const int threads = nk * kvStride >= kMinParallelWork ? omp_get_max_threads() : 1;
     const size_t T = static_cast<size_t>(threads), heads = static_cast<size_t>(H);
+    // Rows ahead to prefetch: about 32 KiB, at least 4 entries.
+    const int64_t ahead = std::max<int64_t>(4, (32 << 10) / (kvStride * int64_t(sizeof(E))));
     std::vector<float> rangeMax(T * heads), rangeSum(T * heads), rangeOut(T * heads * size_t(d), 0.f),
         headMax(heads), headInv(heads);
     std::vector<std::vector<float>> scores(T);
@@ -295,28 +229,42 @@ void attentionDecode(const float* q, const void* k, const void* v, DType kvType,
         const int64_t len = j1 - j0;
         std::vector<float>& S = scores[size_t(t)];  // [head][entry of the range]
         S.resize(size_t(H * len));
-        // Keys in blocks of about 256 KiB as f32 (they stay in L2 while every head passes over them);
-        // the next block is prefetched whole while this one is used.
-        const size_t rowBytes = size_t(kvStride) * dtypeSize(kvType);
-        const int64_t block = std::clamp<int64_t>((256 << 10) / (kvStride * 4), 8, 256);
-        thread_local std::vector<float> widened;  // one block, kept between calls (256 KiB)
-        for (int64_t b0 = j0; b0 < j1; b0 += block) {
-            const int64_t b1 = std::min(j1, b0 + block);
-            prefetchRows(k, rowBytes, b1, std::min(j1, b1 + block));
-            const float* kb = rowsAsFloat(k, kvType, kvStride, b0, b1, widened);  // entry b0 first
-            for (int g = 0; g < s.numKvHeads; ++g)
+        auto prefetchRow = [&](const E* base, int64_t j) {
+            if (j >= j1) return;
+            const char* row = reinterpret_cast<const char*>(base + j * kvStride);
+            for (int64_t b = 0; b < kvStride * int64_t(sizeof(E)); b += 64) __builtin_prefetch(row + b, 0, 3);
+        };
+
+        // Scores: S[h][j] = scale * q_h . k_j[g(h)].
+        for (int64_t j = j0; j < j1; ++j) {
+            prefetchRow(k, j + ahead);
+            const E* kj = k + j * kvStride;
+            for (int g = 0; g < s.numKvHeads; ++g) {
+                const E* kg = kj + int64_t(g) * d;
+#ifdef __AVX512F__
+                if constexpr (kVector) {
+                    __m512 kc[D / 16];
+                    for (int c = 0; c < D / 16; ++c) kc[c] = load16(kg + 16 * c);
+                    for (int h = g * groupSize; h < (g + 1) * groupSize; ++h) {
+                        const float* qh = q + int64_t(h) * D;
+                        __m512 acc = _mm512_mul_ps(kc[0], _mm512_loadu_ps(qh));
+                        for (int c = 1; c < D / 16; ++c) acc = _mm512_fmadd_ps(kc[c], _mm512_loadu_ps(qh + 16 * c), acc);
+                        S[size_t(h * len + (j - j0))] = _mm512_reduce_add_ps(acc) * s.scale;
+                    }
+                    continue;
+                }
+#endif
                 for (int h = g * groupSize; h < (g + 1) * groupSize; ++h) {
                     const float* qh = q + int64_t(h) * d;
-                    float* Sh = S.data() + h * len;  // entry j's score at Sh[j - j0]
-                    int64_t j = b0;
-#ifdef __AVX512F__
-                    if constexpr (D > 0 && D % 16 == 0)
-                        for (; j + 16 <= b1; j += 16)
-                            headDots16<D>(qh, kb + (j - b0) * kvStride + int64_t(g) * d, kvStride, s.scale, Sh + (j - j0));
-#endif
-                    for (; j < b1; ++j) Sh[j - j0] = headDot<D>(qh, kb + (j - b0) * kvStride + int64_t(g) * d, d) * s.scale;
+                    float dotv = 0.f;
+#pragma omp simd reduction(+ : dotv)
+                    for (int i = 0; i < d; ++i) dotv += qh[i] * toFloat(kg[i]);
+                    S[size_t(h * len + (j - j0))] = dotv * s.scale;
                 }
+            }
         }
+
+        // This range's softmax per head, left unnormalised.
         float* mx = rangeMax.data() + int64_t(t) * H;
         float* sum = rangeSum.data() + int64_t(t) * H;
         for (int h = 0; h < H; ++h) {
@@ -327,15 +275,34 @@ void attentionDecode(const float* q, const void* k, const void* v, DType kvType,
             mx[h] = m;
             sum[h] = len > 0 ? expShiftedSum(row, row, len, m) : 0.f;
         }
+
+        // Weighted values: o_h += p[h][j] * v_j[g(h)], the outputs (H * d floats) staying in L1.
         float* o = rangeOut.data() + int64_t(t) * H * d;
-        for (int64_t b0 = j0; b0 < j1; b0 += block) {
-            const int64_t b1 = std::min(j1, b0 + block);
-            prefetchRows(v, rowBytes, b1, std::min(j1, b1 + block));
-            const float* vb = rowsAsFloat(v, kvType, kvStride, b0, b1, widened);  // entry b0 first
-            for (int g = 0; g < s.numKvHeads; ++g)
-                for (int h = g * groupSize; h < (g + 1) * groupSize; ++h)
-                    headAccumulate<D>(o + int64_t(h) * d, S.data() + h * len + (b0 - j0), vb + int64_t(g) * d, kvStride, 0,
-                                      b1 - b0, d);
+        for (int64_t j = j0; j < j1; ++j) {
+            prefetchRow(v, j + ahead);
+            const E* vj = v + j * kvStride;
+            for (int g = 0; g < s.numKvHeads; ++g) {
+                const E* vg = vj + int64_t(g) * d;
+#ifdef __AVX512F__
+                if constexpr (kVector) {
+                    __m512 vc[D / 16];
+                    for (int c = 0; c < D / 16; ++c) vc[c] = load16(vg + 16 * c);
+                    for (int h = g * groupSize; h < (g + 1) * groupSize; ++h) {
+                        const __m512 p = _mm512_set1_ps(S[size_t(h * len + (j - j0))]);
+                        float* oh = o + int64_t(h) * D;
+                        for (int c = 0; c < D / 16; ++c)
+                            _mm512_storeu_ps(oh + 16 * c, _mm512_fmadd_ps(p, vc[c], _mm512_loadu_ps(oh + 16 * c)));
+                    }
+                    continue;
+                }
+#endif
+                for (int h = g * groupSize; h < (g + 1) * groupSize; ++h) {
+                    const float p = S[size_t(h * len + (j - j0))];
+                    float* oh = o + int64_t(h) * d;
+#pragma omp simd
+                    for (int i = 0; i < d; ++i) oh[i] += p * toFloat(vg[i]);
+                }
+            }
         }
 #pragma omp barrier
 #pragma omp single
@@ -372,14 +339,27 @@ void attentionDecode(const float* q, const void* k, const void* v, DType kvType,
     }
 }
 
-void decodeForHeadDim(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
-                      const AttentionShape& s, float* out, float* importance, float* window) {
+template <typename E>
+void decodeForHeadDim(const float* q, const E* k, const E* v, int64_t nk, int64_t kvStride, const AttentionShape& s,
+                      float* out, float* importance, float* window) {
     if (s.headDim == 64)
-        attentionDecode<64>(q, k, v, kvType, nk, kvStride, s, out, importance, window);
+        attentionDecode<64>(q, k, v, nk, kvStride, s, out, importance, window);
     else if (s.headDim == 128)
-        attentionDecode<128>(q, k, v, kvType, nk, kvStride, s, out, importance, window);
+        attentionDecode<128>(q, k, v, nk, kvStride, s, out, importance, window);
     else
-        attentionDecode<0>(q, k, v, kvType, nk, kvStride, s, out, importance, window);
+        attentionDecode<0>(q, k, v, nk, kvStride, s, out, importance, window);
+}
+
+void decodeAnyType(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
+                   const AttentionShape& s, float* out, float* importance, float* window) {
+    if (kvType == DType::F32)
+        decodeForHeadDim(q, static_cast<const float*>(k), static_cast<const float*>(v), nk, kvStride, s, out, importance,
+                         window);
+    else if (kvType == DType::F16)
+        decodeForHeadDim(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), nk, kvStride, s, out,
+                         importance, window);
+    else
+        throw std::invalid_argument("attention over a cache of " + std::string(dtypeName(kvType)) + " entries");
 }
 
 }  // namespace
@@ -390,14 +370,14 @@ void attention(const float* q, int64_t nq, const float* k, const float* v, int64
     if (nq >= kGemmMinQueries)
         attentionTiles(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
     else if (nq == 1 && (!causal || keyOffset + 1 >= nk))  // one query that sees every key
-        decodeForHeadDim(q, k, v, DType::F32, nk, kvStride, s, out, importance, windowRows > 0 ? window : nullptr);
+        decodeForHeadDim(q, k, v, nk, kvStride, s, out, importance, windowRows > 0 ? window : nullptr);
     else
         attentionRows(q, nq, k, v, nk, kvStride, s, causal, keyOffset, out, importance, window, windowRows);
 }
 
 void attentionOneQuery(const float* q, const void* k, const void* v, DType kvType, int64_t nk, int64_t kvStride,
                        const AttentionShape& s, float* out, float* importance, float* window) {
-    decodeForHeadDim(q, k, v, kvType, nk, kvStride, s, out, importance, window);
+    decodeAnyType(q, k, v, kvType, nk, kvStride, s, out, importance, window);
 }
 
 }  // namespace pkv::cpu
