@@ -303,6 +303,7 @@ private slots:
         QTest::newRow("few queries over a cache") << 5 << 301 << 2 << true << 3 << 24;
         QTest::newRow("prefill tiles, causal") << 150 << 150 << 2 << true << 7 << 24;
         QTest::newRow("prefill tiles after a cache") << 70 << 333 << 4 << true << 70 << 64;
+        QTest::newRow("prefill tiles, 8 heads per KV head") << 150 << 150 << 1 << true << 7 << 24;  // 32-query tiles
         QTest::newRow("vision, bidirectional") << 65 << 65 << 8 << false << 0 << 24;
     }
     // Outputs, importance and window rows within 1e-5 (absolute; values are O(1) sums of
