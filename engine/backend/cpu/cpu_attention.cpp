@@ -213,11 +213,8 @@ inline __m512 load16(const uint16_t* p) { return widen16(p, DType::F16); }
 template <int D, typename E>
 void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t kvStride, const AttentionShape& s,
                      float* out, float* importance, float* window) {
-    constexpr bool kVector =
 #ifdef __AVX512F__
-        D > 0 && D % 16 == 0;
-#else
-        false;
+    constexpr bool kVector = D > 0 && D % 16 == 0;  // a head's slice fits whole zmm registers
 #endif
     const int H = s.numHeads, d = D ? D : s.headDim, groupSize = s.numHeads / s.numKvHeads;
     const int threads = nk * kvStride >= kMinParallelWork ? omp_get_max_threads() : 1;
