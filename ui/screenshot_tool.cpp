@@ -1,5 +1,5 @@
 // Renders the documentation screenshots: the main window mid-generation and when both answers are
-// done, and the batch dialog with results, all on the embedded demo model and the bundled
+// done, the model dialog, and the batch dialog with results, all on the embedded demo model and the bundled
 // evaluation set. Run by scripts/screenshots.sh; writes PNGs into the folder given.
 #include <QApplication>
 #include <QDir>
@@ -14,6 +14,8 @@
 #include "ui/image_view.h"
 #include "ui/kept_map_widget.h"
 #include "ui/main_window.h"
+#include "ui/model_manager.h"
+#include "app/cli/demo_model.h"
 
 namespace {
 
@@ -64,6 +66,14 @@ int main(int argc, char** argv) {
     save(&w, out + "/main-window-compared.png");
     w.keptMap()->resize(1000, 240);  // it sits in a background tab; render it at a readable size
     save(w.keptMap(), out + "/kept-tokens-heatmap.png");
+
+    // The model dialog on the demo folder: its summary, memory estimate and the KV cache choice.
+    pkvui::ModelManagerDialog models(&w);
+    models.inspect(QString::fromStdString(pkvcli::extractDemoModel()));
+    models.show();
+    waitFor([] { return false; }, 200);
+    save(&models, out + "/model-dialog.png");
+    models.hide();
 
     pkvui::BatchDialog d(w.worker(), &w);
     d.resize(1200, 800);
