@@ -44,13 +44,17 @@ json runSettings(const LlavaModel& model, const Dataset& data, const EvalOptions
             {"dataset_items", data.samples.size()},
             {"max_new_tokens", o.maxNewTokens},
             {"position_mode", positionModeName(o.positionMode)},
-            {"image_mode", o.imageMode == ImageMode::Pad ? "pad" : "crop"}};
+            {"image_mode", o.imageMode == ImageMode::Pad ? "pad" : "crop"},
+            // The cache's precision moves PPL and can move answers: runs in one folder share it.
+            {"kv_dtype", dtypeName(model.kvDtype())}};
 }
 
 json settingsOf(const json& run) {
     json s = run;
     s.erase("policies");
     s.erase("shard");
+    // Folders written before the cache could be f16 held f32 entries.
+    if (!s.contains("kv_dtype")) s["kv_dtype"] = "F32";
     return s;
 }
 

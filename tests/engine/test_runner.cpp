@@ -2,6 +2,7 @@
 // writes, that the full-cache reference is generated once per sample and reused, that a run
 // cancelled part-way (or torn by a kill mid-write) resumes to exactly the uninterrupted files,
 // and that shards merged equal one unsharded run.
+#include <QDir>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -213,6 +214,31 @@ private slots:
         o.policies[1].method = "nonsense";
         QVERIFY(errorOf([&] { runEvaluation(model_, data_, dir("y"), o); }).contains("nonsense"));
         QVERIFY(errorOf([&] { mergeEvaluations({dir("grow"), dir("nothing")}, dir("z")); }).contains("no run.json"));
+    }
+
+    // The cache's precision is a setting of the run: a folder written with an f32 cache is not
+    // continued with an f16 one (and a folder from before the setting existed counts as f32).
+    void kvDtypeIsASetting() {
+        LoadOptions half;
+        half.device = DeviceChoice::Cpu;
+        half.kvDtype = KvDtypeChoice::F16;
+        auto model16 = LlavaModel::load(pkvtest::str(pkvtest::fixturesDir() + "/models/tiny-gqa-f32"), half);
+        const QString error = errorOf([&] { runEvaluation(model16, data_, pkvtest::str(whole_), options()); });
+        QVERIFY2(error.contains("kv_dtype") && error.contains("\"F32\" there, \"F16\" now"), qPrintable(error));
+
+        QFile run(whole_ + "/run.json");
+        QVERIFY(run.open(QIODevice::ReadOnly));
+        nlohmann::json j = nlohmann::json::parse(run.readAll().toStdString());
+        run.close();
+        QCOMPARE(QString::fromStdString(j.at("kv_dtype").get<std::string>()), QString("F32"));
+        j.erase("kv_dtype");  // as an older version wrote it
+        const QString old = tmp_.filePath("old");
+        QVERIFY(QDir().mkpath(old));
+        QFile oldRun(old + "/run.json");
+        QVERIFY(oldRun.open(QIODevice::WriteOnly));
+        oldRun.write(QByteArray::fromStdString(j.dump()));
+        oldRun.close();
+        QVERIFY(errorOf([&] { runEvaluation(model16, data_, pkvtest::str(old), options()); }).contains("kv_dtype"));
     }
 
     // A sample that cannot be scored stops the run with a sentence naming it; earlier ones stay.
