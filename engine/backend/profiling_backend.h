@@ -19,7 +19,7 @@ struct OpTime {
 };
 using OpProfile = std::map<std::string, OpTime>;
 
-class ProfilingBackend final : public Backend {
+class ProfilingBackend : public Backend {
 public:
     explicit ProfilingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
 

@@ -17,8 +17,8 @@ DType resolveKvDtype(KvDtypeChoice choice, DType weights, const Backend& backend
         case KvDtypeChoice::F32: return DType::F32;
         case KvDtypeChoice::F16:
             if (!backend.supportsKvDtype(DType::F16))
-                throw Error("The " + backend.name() + " backend cannot keep the key/value cache in f16; use --kv-dtype f32 "
-                            "or auto.");
+                throw Error("The " + backend.name() + " backend cannot keep the key/value cache in f16: choose f32 "
+                            "(or auto) for the KV cache.");
             return DType::F16;
         case KvDtypeChoice::Auto: break;
     }

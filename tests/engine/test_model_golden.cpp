@@ -15,6 +15,7 @@
 
 #include <cmath>
 
+#include "common/errors.h"
 #include "common/paths.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/llava.h"
@@ -198,6 +199,16 @@ private slots:
         a.prefillPixels(meta["prompt"].toString().toStdString(), &pixels.values);
         b.prefillPixels(meta["prompt"].toString().toStdString(), &pixels.values);
         QCOMPARE(b.stats().kvBytes * 2, a.stats().kvBytes);
+
+        // A backend that keeps only f32 caches (as the cuda one): auto falls back, f16 is refused.
+        struct F32Only : ProfilingBackend {
+            using ProfilingBackend::ProfilingBackend;
+            bool supportsKvDtype(DType t) const override { return t == DType::F32; }
+        } f32Only(createCpuBackend());
+        QCOMPARE(resolveKvDtype(KvDtypeChoice::Auto, DType::F16, f32Only), DType::F32);
+        QCOMPARE(resolveKvDtype(KvDtypeChoice::Auto, DType::BF16, *createCpuBackend()), DType::F16);
+        QVERIFY(pkvtest::errorOf([&] { resolveKvDtype(KvDtypeChoice::F16, DType::F16, f32Only); })
+                    .contains("cannot keep the key/value cache in f16"));
 
         KvDtypeChoice c = KvDtypeChoice::Auto;
         QVERIFY(parseKvDtypeChoice("f16", c) && c == KvDtypeChoice::F16);
