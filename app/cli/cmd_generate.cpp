@@ -160,7 +160,7 @@ int runGenerate(const QStringList& args) {
             std::printf("\n");
             std::fprintf(stderr,
                          "[%s | %s | image %.0f ms | prefill %lld tokens in %.0f ms | decode %.1f tok/s | "
-                         "KV cache %.1f MiB %s | stop: %s]\n",
+                         "KV cache %.1f MiB in %s | stop: %s]\n",
                          model->backend().name().c_str(), pkv::describePolicy(policy).c_str(), st.imageEncodeMs,
                          (long long)st.promptTokens, st.prefillMs, st.decodeTokensPerSecond(),
                          double(st.kvBytes) / (1 << 20), pkv::dtypeName(model->kvDtype()), pkv::stopReasonName(reason));
