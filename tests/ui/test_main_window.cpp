@@ -59,6 +59,7 @@ private slots:
     void initTestCase() {
         QCoreApplication::setOrganizationName("PrefixKVTest");
         QCoreApplication::setApplicationName("test_main_window");
+        QSettings().remove("kvDtype");  // a run stopped inside kvCacheChoiceFollowsTheSetting leaves f16 behind
         w_ = std::make_unique<MainWindow>();
         w_->show();
         QVERIFY(loadTiny(*w_));
