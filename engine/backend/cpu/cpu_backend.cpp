@@ -146,7 +146,10 @@ public:
         for (int64_t r = 0; r < x.rows(); ++r) {
             const float* xr = x.row(r);
             float* yr = y.row(r);
+            // Vector partial sums (a plain float loop is one dependent add per element, and was
+            // 0.9 ms of every 600-row prefill layer); the order differs from torch's too, by ~1e-7.
             float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
             for (int64_t i = 0; i < n; ++i) ss += xr[i] * xr[i];
             const float inv = 1.f / std::sqrt(ss / float(n) + eps);
             for (int64_t i = 0; i < n; ++i) yr[i] = g[size_t(i)] * (xr[i] * inv);
@@ -161,9 +164,11 @@ public:
             const float* xr = x.row(r);
             float* yr = y.row(r);
             float mean = 0.f;
+#pragma omp simd reduction(+ : mean)
             for (int64_t i = 0; i < n; ++i) mean += xr[i];
             mean /= float(n);
             float var = 0.f;
+#pragma omp simd reduction(+ : var)
             for (int64_t i = 0; i < n; ++i) var += (xr[i] - mean) * (xr[i] - mean);
             const float inv = 1.f / std::sqrt(var / float(n) + eps);
             for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mean) * inv * g[size_t(i)] + b[size_t(i)];
