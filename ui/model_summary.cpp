@@ -22,13 +22,11 @@ ModelSummary summarizeFolder(const pkv::ModelFolder& folder, bool demo, pkv::DTy
     s.imageTokens = c.imageTokens();
     s.context = t.maxPositions;
     s.weightBytes = int64_t(folder.weightBytes());
-    // As `prefixkv info`: keys and values per KV head per layer; a typical prompt of the image
-    // plus 64 text tokens, 512 new tokens, and the prefill's widest activations.
+    // The same estimate as `prefixkv info`.
+    const pkv::MemoryEstimate memory = pkv::estimateMemory(folder, kvDtype);
     s.kvDtype = pkv::dtypeName(kvDtype);
-    s.kvBytesPerToken = int64_t(t.numLayers) * 2 * t.numKvHeads * t.headDim * int64_t(pkv::dtypeSize(kvDtype));
-    const int64_t typicalPrompt = c.imageTokens() + 64;
-    const double scratch = double(typicalPrompt) * (3.0 * t.intermediateSize + 6.0 * t.hiddenSize) * 4;
-    s.estimatedBytes = int64_t(double(s.weightBytes) + double(s.kvBytesPerToken) * double(typicalPrompt + 512) + scratch);
+    s.kvBytesPerToken = int64_t(memory.kvBytesPerToken);
+    s.estimatedBytes = int64_t(memory.typicalRunBytes);
     return s;
 }
 

@@ -5,6 +5,7 @@
 
 #include "engine/io/model_folder.h"
 #include "engine/model/llava.h"
+#include "engine/model/memory_estimate.h"
 #include "ui/engine_types.h"
 
 namespace pkvui {

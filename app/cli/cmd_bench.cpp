@@ -18,6 +18,7 @@
 #include "bench/bench_limits.h"
 #include "engine/common/error.h"
 #include "engine/kv/policy_factory.h"
+#include "engine/model/memory_estimate.h"
 #include "engine/session.h"
 
 namespace pkvcli {
@@ -58,7 +59,7 @@ DecoderCost decoderCost(const pkv::ModelFolder& folder, pkv::DType kvDtype) {
     const pkv::TensorView* head = folder.find("language_model.lm_head.weight");
     c.weightBytesPerToken += double((head ? head : embed)->nbytes) + double(embed->nbytes) / double(t.vocabSize);
     c.dtype = embed->dtypeText;
-    c.kvBytesPerCachedToken = 2.0 * t.numLayers * t.numKvHeads * t.headDim * double(pkv::dtypeSize(kvDtype));
+    c.kvBytesPerCachedToken = pkv::estimateMemory(folder, kvDtype).kvBytesPerToken;
     return c;
 }
 

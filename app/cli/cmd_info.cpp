@@ -7,6 +7,7 @@
 #include "engine/common/error.h"
 #include "engine/backend/registry.h"
 #include "engine/io/model_folder.h"
+#include "engine/model/memory_estimate.h"
 
 namespace pkvcli {
 namespace {
@@ -47,15 +48,11 @@ int runInfo(const QStringList& args) {
         // Which backend a run would get, and why (a missing GPU is the question users ask most).
         const pkv::BackendChoice backend = pkv::chooseBackend(parseDevice(p.value("device")), int64_t(weights));
         const std::string device = backend.reason;
-        // The cache keeps keys and values for every KV head of every layer, in the dtype a run would use.
+        // The cache in the dtype a run would use.
         const pkv::DType kvDtype =
             pkv::resolveKvDtype(kvDtypeOption(p), pkv::decoderWeightDtype(*folder), *backend.backend);
-        const double kvPerToken = double(t.numLayers) * 2 * t.numKvHeads * t.headDim * double(pkv::dtypeSize(kvDtype));
-        const int64_t typicalPrompt = c.imageTokens() + 64;
-        // Prefill activations: the widest live tensors are the MLP's gate and up projections and
-        // one layer's attention scratch; logits are computed for the last row only.
-        const double prefillScratch = double(typicalPrompt) * (3.0 * t.intermediateSize + 6.0 * t.hiddenSize) * 4;
-        const double typical = weights + kvPerToken * (typicalPrompt + 512) + prefillScratch;
+        const pkv::MemoryEstimate memory = pkv::estimateMemory(*folder, kvDtype);
+        const double kvPerToken = memory.kvBytesPerToken;
 
         nlohmann::json j = {
             {"model", demo ? "demo" : dir},
@@ -69,8 +66,8 @@ int runInfo(const QStringList& args) {
             {"weight_bytes", int64_t(weights)},
             {"kv_dtype", pkv::dtypeName(kvDtype)},
             {"kv_bytes_per_token", int64_t(kvPerToken)},
-            {"estimated_bytes_typical_run", int64_t(typical)},
-            {"estimated_bytes_full_context", int64_t(weights + kvPerToken * t.maxPositions + prefillScratch)},
+            {"estimated_bytes_typical_run", int64_t(memory.typicalRunBytes)},
+            {"estimated_bytes_full_context", int64_t(memory.fullContextBytes)},
         };
         if (p.isSet("json")) {
             std::printf("%s\n", j.dump(1).c_str());
@@ -88,8 +85,8 @@ int runInfo(const QStringList& args) {
         std::printf("Device       %s\n", device.c_str());
         std::printf("KV cache     %s per token (%s), %s at the full context\n", human(kvPerToken).c_str(),
                     pkv::dtypeName(kvDtype), human(kvPerToken * t.maxPositions).c_str());
-        std::printf("Estimate     %s for a %lld-token prompt and 512 new tokens\n", human(typical).c_str(),
-                    (long long)typicalPrompt);
+        std::printf("Estimate     %s for a %lld-token prompt and 512 new tokens\n", human(memory.typicalRunBytes).c_str(),
+                    (long long)memory.typicalPromptTokens);
         return Ok;
     });
 }
