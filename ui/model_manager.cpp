@@ -172,12 +172,8 @@ bool ModelManagerDialog::inspect(const QString& dir) {
     try {
         auto folder = pkv::ModelFolder::open(dir.toStdString());
         // The cache dtype a load would resolve to: f16 needs the cpu backend (the device's cache is f32).
-        const pkv::KvDtypeChoice choice = kvDtypeSetting();
         const bool onCuda = device_->currentIndex() == int(pkv::DeviceChoice::Cuda);
-        const pkv::DType kv = choice == pkv::KvDtypeChoice::F32 || onCuda ? pkv::DType::F32
-                              : choice == pkv::KvDtypeChoice::F16           ? pkv::DType::F16
-                              : pkv::decoderWeightDtype(*folder) == pkv::DType::F32 ? pkv::DType::F32
-                                                                                     : pkv::DType::F16;
+        const pkv::DType kv = pkv::preferredKvDtype(kvDtypeSetting(), pkv::decoderWeightDtype(*folder), !onCuda);
         summary_->setText(describeSummary(summarizeFolder(*folder, false, kv)));
         error_->clear();
         candidate_ = dir;

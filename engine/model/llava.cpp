@@ -12,17 +12,18 @@ bool parseKvDtypeChoice(const std::string& text, KvDtypeChoice& out) {
     return true;
 }
 
+DType preferredKvDtype(KvDtypeChoice choice, DType weights, bool backendKeepsF16) {
+    if (choice == KvDtypeChoice::F32 || !backendKeepsF16) return DType::F32;
+    if (choice == KvDtypeChoice::F16) return DType::F16;
+    return weights == DType::F32 ? DType::F32 : DType::F16;  // Auto: the weights' precision
+}
+
 DType resolveKvDtype(KvDtypeChoice choice, DType weights, const Backend& backend) {
-    switch (choice) {
-        case KvDtypeChoice::F32: return DType::F32;
-        case KvDtypeChoice::F16:
-            if (!backend.supportsKvDtype(DType::F16))
-                throw Error("The " + backend.name() + " backend cannot keep the key/value cache in f16: choose f32 "
-                            "(or auto) for the KV cache.");
-            return DType::F16;
-        case KvDtypeChoice::Auto: break;
-    }
-    return weights != DType::F32 && backend.supportsKvDtype(DType::F16) ? DType::F16 : DType::F32;
+    const bool keepsF16 = backend.supportsKvDtype(DType::F16);
+    if (choice == KvDtypeChoice::F16 && !keepsF16)
+        throw Error("The " + backend.name() + " backend cannot keep the key/value cache in f16: choose f32 "
+                    "(or auto) for the KV cache.");
+    return preferredKvDtype(choice, weights, keepsF16);
 }
 
 DType decoderWeightDtype(const ModelFolder& folder) {

@@ -31,6 +31,9 @@ bool parseKvDtypeChoice(const std::string& text, KvDtypeChoice& out);
 // The dtype a cache gets for a language model whose linears are stored as `weights`, on `backend`.
 // Throws pkv::Error when F16 is asked for and the backend cannot.
 DType resolveKvDtype(KvDtypeChoice choice, DType weights, const Backend& backend);
+// The same choice where only whether the backend keeps f16 caches is known (an estimate before
+// loading): F32 where it cannot, instead of an error.
+DType preferredKvDtype(KvDtypeChoice choice, DType weights, bool backendKeepsF16);
 // The dtype of a model folder's decoder linears (what Auto looks at).
 DType decoderWeightDtype(const ModelFolder& folder);
 
