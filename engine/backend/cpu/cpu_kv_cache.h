@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/backend/cpu/cpu_aligned.h"
 
 namespace pkv::cpu {
 
@@ -31,7 +32,7 @@ protected:
 
 private:
     struct Layer {
-        std::vector<unsigned char> k, v;  // length * rowBytes() bytes each
+        std::vector<unsigned char, CacheLineAllocator<unsigned char>> k, v;  // length * rowBytes() bytes each
         int64_t length = 0;
     };
     Layer& at(int layer);
