@@ -45,10 +45,11 @@ std::vector<float> toFloat(const Weight& w) {
 // out instead of holding memory. Tensors keep the pool alive (their deleters share it), so a
 // tensor may outlive the backend.
 //
-// Buffers start on a 64-byte cache line. malloc gives 16 bytes, and a decode GEMV whose x starts
-// 16 or 48 bytes into a line splits every other 32-byte half of its 64-byte loads of x across two
-// lines: the kernel then widens and multiplies 33% slower (118 -> 78 GB/s on weights in L2), which
-// is the headroom it needs to keep the memory bus busy when the bus is fast.
+// Buffers start on a 64-byte cache line, so a kernel's speed does not depend on where malloc
+// happened to put its operands: malloc aligns to 16 bytes, and a vector load's cost depends on
+// whether it straddles two lines (in L2, the decode GEMV multiplies 33% slower with x 16 bytes
+// into a line; at memory speed it streams faster that way, so it places its own copy of x:
+// cpu_linear.cpp). Measurements need the layout to be the same from run to run.
 class BufferPool {
 public:
     static constexpr size_t kMaxRetainedBytes = size_t(512) << 20;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/backend/cpu/cpu_aligned.h"
 #include "engine/backend/cpu/cpu_kernels.h"
 #include "engine/backend/cpu/cpu_widen.h"
 
@@ -108,8 +109,26 @@ void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, float* y
 // the 1.1B decode 83-86% -> 85-93% of the bound (paired, alternating runs).
 // Several targets sharing x (q/k/v, gate/up) run in one parallel region: their row groups are
 // numbered one after another, so no thread waits at a barrier between them.
+//
+// The four-row kernel reads x through a copy that starts 16 bytes into a cache line, so that every
+// other 32-byte half of its 64-byte loads of x straddles two lines. This is measured, not derived:
+// with x on a line boundary the weights stream 4-15% slower whenever the memory bus is fast, and
+// now and then 3-4x slower for a whole pass (alternating paired passes over the 7B layers'
+// linears: 42-46 vs 45-50 GB/s in 9 of 9 pairs; 1.1B layers 45-52 vs 51-57; x at +32 in between;
+// no difference when the bus is slow). In L2 the straddling loads cost a third of the kernel's
+// arithmetic rate (118 -> 78 GB/s), which it has to spare at memory speed. Prefetching x, loading
+// it in 32-byte halves, or prefetching the weights further ahead did not give the same.
 void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
     const int64_t in = targets.front().w->cols;
+#ifdef PKV_HAVE_AVX2_F16C
+    std::vector<float, CacheLineAllocator<float>> shifted;
+    if (n == 1) {
+        constexpr int64_t kOffset = 16 / sizeof(float);
+        shifted.resize(size_t(in + kOffset));
+        std::copy(x, x + in, shifted.begin() + kOffset);
+        x = shifted.data() + kOffset;
+    }
+#endif
     std::vector<int64_t> firstGroup(targets.size() + 1, 0);  // four rows per task
     int64_t work = 0;
     for (size_t t = 0; t < targets.size(); ++t) {
