@@ -157,7 +157,10 @@ int runGenerate(const QStringList& args) {
                                   {"stats", statsJson(st)}};
             std::printf("%s\n", out.dump(1).c_str());
         } else {
+            // The answer's line ends before the summary on stderr starts, also when both go to one
+            // pipe (stdout is block-buffered there, stderr is not).
             std::printf("\n");
+            std::fflush(stdout);
             std::fprintf(stderr,
                          "[%s | %s | image %.0f ms | prefill %lld tokens in %.0f ms | decode %.1f tok/s | "
                          "KV cache %.1f MiB in %s | stop: %s]\n",

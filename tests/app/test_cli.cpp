@@ -45,6 +45,25 @@ private slots:
         QCOMPARE(j["policy"].toString(), QString("full"));
     }
 
+    // Streamed text and the summary through one pipe (`prefixkv generate ... 2>&1 | tee log`):
+    // the answer's line ends before the summary begins. stdout is block-buffered in a pipe, so
+    // without a flush its last newline arrived after the summary, which then sat on the answer's
+    // line.
+    void generateTextThenSummaryInOnePipe() {
+        QProcess p;
+        p.setProcessChannelMode(QProcess::MergedChannels);
+        p.start(QStringLiteral(PKV_BINARY_DIR) + "/app/cli/prefixkv",
+                {"generate", "--model", fixtureModel(), "--image", sample(), "--prompt", "Describe the image.",
+                 "--max-new-tokens", "6", "--ignore-eos"});
+        QVERIFY(p.waitForFinished(120000));
+        QCOMPARE(p.exitCode(), 0);
+        const QByteArray all = p.readAll();
+        const qsizetype summary = all.indexOf("[cpu | ");
+        QVERIFY2(summary > 0, all.constData());
+        QCOMPARE(all.at(summary - 1), '\n');
+        QVERIFY(all.endsWith("stop: max_tokens]\n"));
+    }
+
     void generateCompressedJson() {
         const Run r = prefixkv({"generate", "--model", fixtureModel(), "--image", sample(), "--prompt",
                                 "Describe the image.", "--max-new-tokens", "4", "--ignore-eos", "--json", "--method",
