@@ -1,7 +1,7 @@
 #pragma once
 // Storage that starts on a 64-byte cache line, for arrays the vector kernels stream through.
-// malloc aligns to 16 bytes only; a 64-byte load from an address 16 or 48 bytes into a line
-// touches two lines, and the decode kernels issue one per 16 floats (see BufferPool).
+// malloc aligns to 16 bytes only, so whether a kernel's 64-byte loads straddle two lines would
+// change from run to run, and with it the kernel's speed (see BufferPool).
 #include <cstddef>
 #include <new>
 
