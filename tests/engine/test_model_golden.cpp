@@ -58,6 +58,19 @@ float maxAbsDiff(const float* a, const float* b, size_t n) {
     return m;
 }
 
+// Greedy decode from where the session stands: row k of `decode` (the golden logits) must match the
+// session's logits within `tolerance` and its arg-max must be expected[k], which is then fed.
+void followGreedyDecode(Session& s, const Golden& decode, const std::vector<int>& expected, float tolerance) {
+    const int64_t vocab = decode.shape[1];
+    for (size_t k = 0; k < expected.size(); ++k) {
+        const float d = maxAbsDiff(s.logits().data(), decode.values.data() + k * size_t(vocab), size_t(vocab));
+        QVERIFY2(d <= tolerance, qPrintable(QString("decode step %1 logits max|d| = %2").arg(k).arg(d)));
+        const int token = int(std::max_element(s.logits().begin(), s.logits().end()) - s.logits().begin());
+        QCOMPARE(token, expected[k]);
+        if (k + 1 < expected.size()) s.feed(token);
+    }
+}
+
 std::vector<float> download(Backend& be, const Tensor& t) {
     std::vector<float> v(size_t(t.numel()));
     be.download(t, v.data());
@@ -128,16 +141,7 @@ private slots:
         }
 
         // Greedy decode: row k of decode_logits predicts greedy_ids[k].
-        const Golden decode = golden(*gold, "decode_logits");
-        const std::vector<int> expected = ids(meta["greedy_ids"].toArray());
-        const int64_t vocab = decode.shape[1];
-        for (size_t k = 0; k < expected.size(); ++k) {
-            const float d = maxAbsDiff(s.logits().data(), decode.values.data() + k * size_t(vocab), size_t(vocab));
-            QVERIFY2(d <= 1e-4f, qPrintable(QString("decode step %1 logits max|d| = %2").arg(k).arg(d)));
-            const int token = int(std::max_element(s.logits().begin(), s.logits().end()) - s.logits().begin());
-            QCOMPARE(token, expected[k]);
-            if (k + 1 < expected.size()) s.feed(token);
-        }
+        followGreedyDecode(s, golden(*gold, "decode_logits"), ids(meta["greedy_ids"].toArray()), 1e-4f);
     }
 
     void kvCacheF16_data() {
@@ -170,16 +174,7 @@ private slots:
         const float dLogits = maxAbsDiff(s.promptLogits().data(), logits.values.data(), logits.values.size());
         QVERIFY2(dLogits <= 1e-3f, qPrintable(QString("prompt logits max|d| = %1").arg(dLogits)));
 
-        const Golden decode = golden(*gold, "decode_logits");
-        const std::vector<int> expected = ids(meta16["greedy_ids"].toArray());
-        const int64_t vocab = decode.shape[1];
-        for (size_t k = 0; k < expected.size(); ++k) {
-            const float d = maxAbsDiff(s.logits().data(), decode.values.data() + k * size_t(vocab), size_t(vocab));
-            QVERIFY2(d <= 1e-3f, qPrintable(QString("decode step %1 logits max|d| = %2").arg(k).arg(d)));
-            const int token = int(std::max_element(s.logits().begin(), s.logits().end()) - s.logits().begin());
-            QCOMPARE(token, expected[k]);
-            if (k + 1 < expected.size()) s.feed(token);
-        }
+        followGreedyDecode(s, golden(*gold, "decode_logits"), ids(meta16["greedy_ids"].toArray()), 1e-3f);
     }
 
     // Auto keeps an f32 model's cache in f32; f16 can be asked for on any model and halves the bytes.
