@@ -122,9 +122,10 @@ void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>&
 #ifdef PKV_HAVE_AVX2_F16C
     std::vector<float, CacheLineAllocator<float>> shifted;
     if (n == 1) {
-        constexpr int64_t kOffset = 16 / sizeof(float);
-        shifted.resize(size_t(in + kOffset));
-        std::copy(x, x + in, shifted.begin() + kOffset);
+        constexpr size_t kOffset = 16 / sizeof(float);
+        shifted.reserve(kOffset + size_t(in));
+        shifted.assign(kOffset, 0.f);
+        shifted.insert(shifted.end(), x, x + in);  // each value written once, no zero fill first
         x = shifted.data() + kOffset;
     }
 #endif
