@@ -301,6 +301,8 @@ private slots:
         QTest::newRow("decode, GQA, d=64") << 1 << 1237 << 2 << true << 1 << 64;
         QTest::newRow("decode, MHA, d=128") << 1 << 613 << 8 << true << 1 << 128;
         QTest::newRow("decode, GQA, d=128, one entry") << 1 << 1 << 2 << true << 1 << 128;
+        // Ranges of whole four-entry blocks (two threads: 8 each), and blocks plus a tail above.
+        QTest::newRow("decode, GQA, d=128, whole blocks") << 1 << 16 << 2 << true << 1 << 128;
         QTest::newRow("few queries over a cache") << 5 << 301 << 2 << true << 3 << 24;
         QTest::newRow("prefill tiles, causal") << 150 << 150 << 2 << true << 7 << 24;
         QTest::newRow("prefill tiles after a cache") << 70 << 333 << 4 << true << 70 << 64;
@@ -433,6 +435,7 @@ private slots:
         QTest::addColumn<int>("headDim");
         QTest::newRow("decode, GQA, d=64, several blocks") << 1 << 1237 << 2 << 64;
         QTest::newRow("decode, MHA, d=128") << 1 << 613 << 8 << 128;
+        QTest::newRow("decode, GQA, d=128, whole blocks") << 1 << 16 << 2 << 128;
         QTest::newRow("decode, generic d") << 1 << 301 << 2 << 24;
         QTest::newRow("few queries") << 5 << 301 << 2 << 24;
         QTest::newRow("prefill tiles") << 70 << 333 << 4 << 64;
