@@ -253,19 +253,23 @@ void weightedValues4(const E* slice, int64_t kvStride, int h0, int h1, const flo
 // the next four prefetched into L2, one line asked per line read, as the decode GEMV does): four
 // scores share one reduction tree, and the head's output row is loaded and stored once per four
 // entries instead of once per entry. Entry by entry, those reductions and the output's loads and
-// stores held the walks to about half the rate a plain read of the same bytes reaches (7B shape,
-// 605 f16 entries, cold, paired with the triad: keys 240-270 -> 160-165 us per layer, values
-// 250-310 -> 165-180, a plain read of either 150-160).
+// stores held the walks to about half the rate a plain read of the same bytes reaches. 7B shape,
+// 605 f16 entries, cold, the two versions alternating in one process: 680-760 -> 360-410 us per
+// layer (a plain read of the keys and values: about 315); 1.1B shape (8 query heads per KV head,
+// where the arithmetic rather than the bytes sets the time) 120-150 -> 90-105 us.
 //
 // An earlier schedule went head by head over L2-sized blocks of entries with the next block
 // prefetched in one burst; it was bound by that burst and by the strided per-head reads (7B
-// shape, 606 entries, f16, cold: 0.90-1.0 ms per layer; this walk 0.56-0.60 ms; 1.1B shape
-// 140 -> 100 us).
+// shape, 606 entries, f16, cold: 0.90-1.0 ms per layer; the entry-by-entry walk 0.56-0.60 ms).
+// Handing out several smaller ranges per thread, to even out a core slowed by another tenant,
+// cost more in merging than it saved in waiting (7B 411 -> 430 us, 1.1B 93 -> 129).
 //
 // E is the stored type (float, or uint16_t for f16 entries, widened in registers). D is the head
-// dimension when known at compile time (64 and 128 cover LLaMA and CLIP): a KV head's slice of
-// the row is loaded into registers once and dotted with each query head of its group; 0 reads it
-// from s and runs plain loops.
+// dimension when known at compile time (64 and 128 cover LLaMA and CLIP): one entry at a time, a
+// KV head's slice of the row is loaded into registers once and dotted with each query head of its
+// group; four at a time, each query head of the group widens the four slices again from L1
+// (widening them once into an f32 scratch instead made the 1.1B shape slower); 0 reads d from s
+// and runs plain loops.
 template <int D, typename E>
 void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t kvStride, const AttentionShape& s,
                      float* out, float* importance, float* window) {
