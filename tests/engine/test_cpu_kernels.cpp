@@ -136,16 +136,14 @@ private slots:
         const std::vector<float> before = row;
         cpu::expShiftedSum(row.data(), row.data(), int64_t(row.size()), 3.f);
         for (size_t i = 0; i < row.size(); ++i) QVERIFY(std::fabs(row[i] - std::exp(before[i] - 3.0)) < 3e-7);
-        // NaN is not hidden, and -inf gives 0.
-        std::vector<float> odd(9, 0.f);
-        odd[2] = std::numeric_limits<float>::quiet_NaN();
-        odd[8] = -std::numeric_limits<float>::infinity();
-        odd[5] = -std::numeric_limits<float>::infinity();
-        cpu::expShiftedSum(odd.data(), odd.data(), 9, 0.f);
-        QVERIFY(std::isnan(odd[2]));
-        QCOMPARE(odd[5], 0.f);
-        QCOMPARE(odd[8], 0.f);
-        QCOMPARE(odd[0], 1.f);
+        // NaN is not hidden, and -inf gives 0: in the 16-lane, 8-lane and scalar parts of a row.
+        std::vector<float> odd(25, 0.f);
+        for (int i : {2, 18}) odd[size_t(i)] = std::numeric_limits<float>::quiet_NaN();
+        for (int i : {5, 20, 24}) odd[size_t(i)] = -std::numeric_limits<float>::infinity();
+        cpu::expShiftedSum(odd.data(), odd.data(), 25, 0.f);
+        for (int i : {2, 18}) QVERIFY(std::isnan(odd[size_t(i)]));
+        for (int i : {5, 20, 24}) QCOMPARE(odd[size_t(i)], 0.f);
+        for (int i : {0, 17, 23}) QCOMPARE(odd[size_t(i)], 1.f);
     }
 
     void sigmoidGateMatchesFormula() {

@@ -1,10 +1,13 @@
-// exp8: see cpu_exp.h for the method and its accuracy.
+// exp8 and exp16: see cpu_exp.h for the method and its accuracy.
 #include "engine/backend/cpu/cpu_exp.h"
 
 #include <cmath>
 #include <cstdint>
 
 #if defined(__AVX2__) && defined(__FMA__)
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized inside masked intrinsics (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #define PKV_HAVE_AVX2_EXP 1
 #endif
@@ -34,6 +37,30 @@ __m256 exp8(__m256 x) {
 }
 #endif
 
+#ifdef __AVX512F__
+// exp8 sixteen lanes at a time: the same steps, with masks where exp8 has compare vectors.
+__m512 exp16(__m512 x) {
+    const __m512 input = x;
+    const __mmask16 isNan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-103.9f), _CMP_GE_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.37f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+    const __m512i pow2n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    const __m512 e = _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, _mm512_castsi512_ps(pow2n)));
+    return _mm512_mask_mov_ps(e, isNan, input);
+}
+#endif
+
 }  // namespace
 
 float expShiftedSum(const float* x, float* y, int64_t n, float shift) {
@@ -42,6 +69,16 @@ float expShiftedSum(const float* x, float* y, int64_t n, float shift) {
 #ifdef PKV_HAVE_AVX2_EXP
     __m256 acc = _mm256_setzero_ps();
     const __m256 s = _mm256_set1_ps(shift);
+#ifdef __AVX512F__
+    __m512 acc16 = _mm512_setzero_ps();
+    const __m512 s16 = _mm512_set1_ps(shift);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s16));
+        _mm512_storeu_ps(y + i, e);
+        acc16 = _mm512_add_ps(acc16, e);
+    }
+    acc = _mm256_add_ps(_mm512_castps512_ps256(acc16), _mm512_extractf32x8_ps(acc16, 1));
+#endif
     for (; i + 8 <= n; i += 8) {
         const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
         _mm256_storeu_ps(y + i, e);
@@ -62,6 +99,14 @@ void sigmoidGate(const float* x, const float* m, float* y, int64_t n, float a) {
     int64_t i = 0;
 #ifdef PKV_HAVE_AVX2_EXP
     const __m256 minusA = _mm256_set1_ps(-a), one = _mm256_set1_ps(1.f);
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + i);
+        __m512 g = _mm512_div_ps(xv, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_mul_ps(_mm512_set1_ps(-a), xv))));
+        if (m) g = _mm512_mul_ps(g, _mm512_loadu_ps(m + i));
+        _mm512_storeu_ps(y + i, g);
+    }
+#endif
     for (; i + 8 <= n; i += 8) {
         const __m256 xv = _mm256_loadu_ps(x + i);
         __m256 g = _mm256_div_ps(xv, _mm256_add_ps(one, exp8(_mm256_mul_ps(minusA, xv))));
