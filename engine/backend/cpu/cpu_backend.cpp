@@ -190,17 +190,25 @@ public:
         const int half = headDim / 2;
         std::vector<float> invFreq(static_cast<size_t>(half));
         for (int i = 0; i < half; ++i) invFreq[size_t(i)] = 1.f / std::pow(theta, float(2 * i) / float(headDim));
-#pragma omp parallel for schedule(static) if (x.numel() >= cpu::kMinParallelWork)
-        for (int64_t r = 0; r < x.rows(); ++r) {
-            float* xr = x.row(r);
-            for (int i = 0; i < half; ++i) {
-                const float angle = float(positions[size_t(r)]) * invFreq[size_t(i)];
-                const float c = std::cos(angle), s = std::sin(angle);
+#pragma omp parallel if (x.numel() >= cpu::kMinParallelWork)
+        {
+            // A row's cosines and sines once, then every head rotated by contiguous (vector) loops.
+            std::vector<float> cosines(static_cast<size_t>(half)), sines(static_cast<size_t>(half));
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < x.rows(); ++r) {
+                for (int i = 0; i < half; ++i) {
+                    const float angle = float(positions[size_t(r)]) * invFreq[size_t(i)];
+                    cosines[size_t(i)] = std::cos(angle), sines[size_t(i)] = std::sin(angle);
+                }
                 for (int h = 0; h < numHeads; ++h) {
-                    float* head = xr + int64_t(h) * headDim;
-                    const float a = head[i], b = head[i + half];
-                    head[i] = a * c - b * s;
-                    head[i + half] = b * c + a * s;
+                    float* lo = x.row(r) + int64_t(h) * headDim;
+                    float* hi = lo + half;
+#pragma omp simd
+                    for (int i = 0; i < half; ++i) {
+                        const float a = lo[i], b = hi[i];
+                        lo[i] = a * cosines[size_t(i)] - b * sines[size_t(i)];
+                        hi[i] = b * cosines[size_t(i)] + a * sines[size_t(i)];
+                    }
                 }
             }
         }
