@@ -297,8 +297,9 @@ void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t
             for (int64_t b = 0; b < kvStride * int64_t(sizeof(E)); b += 64) __builtin_prefetch(row + b, 0, 3);
         };
 
-        // The next block's four slices of KV head g, asked into L2 while this block's are read.
-        auto prefetchBlock = [&](const E* base, int64_t jNext, int g) {
+        // The next block's four slices of KV head g, asked into L2 while this block's are read (the
+        // zmm path's; builds without AVX-512 walk entry by entry).
+        [[maybe_unused]] auto prefetchBlock = [&](const E* base, int64_t jNext, int g) {
             for (int64_t r = jNext; r < std::min(jNext + 4, j1); ++r) {
                 const char* slice = reinterpret_cast<const char*>(base + r * kvStride + int64_t(g) * d);
                 for (int64_t b = 0; b < int64_t(d) * int64_t(sizeof(E)); b += 64) __builtin_prefetch(slice + b, 0, 2);
