@@ -15,21 +15,24 @@
 namespace pkv::cpu {
 namespace {
 
+// The constants of the method (cpu_exp.h), shared by the 8- and 16-lane forms.
+constexpr float kZeroBelow = -103.9f, kClampLow = -87.3f, kClampHigh = 88.37f;
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;  // high part: an exact product with n
+// exp(r) ~ 1 + r + r^2 (c5 + c4 r + ... + c0 r^5): c0 first, as Horner's rule takes them.
+constexpr float kPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                            4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
 #ifdef PKV_HAVE_AVX2_EXP
 __m256 exp8(__m256 x) {
     const __m256 input = x, isNan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);  // NaN stays NaN
-    const __m256 zeroBelow = _mm256_cmp_ps(x, _mm256_set1_ps(-103.9f), _CMP_GE_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.37f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2, high part (exact product)
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);     // ln2, low part
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 zeroBelow = _mm256_cmp_ps(x, _mm256_set1_ps(kZeroBelow), _CMP_GE_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kClampLow)), _mm256_set1_ps(kClampHigh));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2High), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Low), r);
+    __m256 p = _mm256_set1_ps(kPoly[0]);
+    for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kPoly[i]));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
     const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     const __m256 e = _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(pow2n)), zeroBelow);
@@ -42,18 +45,13 @@ __m256 exp8(__m256 x) {
 __m512 exp16(__m512 x) {
     const __m512 input = x;
     const __mmask16 isNan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-103.9f), _CMP_GE_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.37f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kZeroBelow), _CMP_GE_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(kClampLow)), _mm512_set1_ps(kClampHigh));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2High), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Low), r);
+    __m512 p = _mm512_set1_ps(kPoly[0]);
+    for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kPoly[i]));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
     const __m512i pow2n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     const __m512 e = _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, _mm512_castsi512_ps(pow2n)));
@@ -100,9 +98,10 @@ void sigmoidGate(const float* x, const float* m, float* y, int64_t n, float a) {
 #ifdef PKV_HAVE_AVX2_EXP
     const __m256 minusA = _mm256_set1_ps(-a), one = _mm256_set1_ps(1.f);
 #ifdef __AVX512F__
+    const __m512 minusA16 = _mm512_set1_ps(-a), one16 = _mm512_set1_ps(1.f);
     for (; i + 16 <= n; i += 16) {
         const __m512 xv = _mm512_loadu_ps(x + i);
-        __m512 g = _mm512_div_ps(xv, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_mul_ps(_mm512_set1_ps(-a), xv))));
+        __m512 g = _mm512_div_ps(xv, _mm512_add_ps(one16, exp16(_mm512_mul_ps(minusA16, xv))));
         if (m) g = _mm512_mul_ps(g, _mm512_loadu_ps(m + i));
         _mm512_storeu_ps(y + i, g);
     }
