@@ -136,7 +136,7 @@ private slots:
         const std::vector<float> before = row;
         cpu::expShiftedSum(row.data(), row.data(), int64_t(row.size()), 3.f);
         for (size_t i = 0; i < row.size(); ++i) QVERIFY(std::fabs(row[i] - std::exp(before[i] - 3.0)) < 3e-7);
-        // NaN is not hidden, and -inf gives 0: in the 16-lane, 8-lane and scalar parts of a row.
+        // NaN is not hidden, and -inf gives 0: in the vector part of a row and in its tail.
         std::vector<float> odd(25, 0.f);
         for (int i : {2, 18}) odd[size_t(i)] = std::numeric_limits<float>::quiet_NaN();
         for (int i : {5, 20, 24}) odd[size_t(i)] = -std::numeric_limits<float>::infinity();
@@ -144,6 +144,26 @@ private slots:
         for (int i : {2, 18}) QVERIFY(std::isnan(odd[size_t(i)]));
         for (int i : {5, 20, 24}) QCOMPARE(odd[size_t(i)], 0.f);
         for (int i : {0, 17, 23}) QCOMPARE(odd[size_t(i)], 1.f);
+    }
+
+    // The softmax shift: every length through the vector loops and the tail, the largest value
+    // at every position, NaNs skipped as std::max skips them, -inf for an empty row.
+    void maxOfEveryLengthAndPosition() {
+        std::mt19937 rng(5);
+        for (int64_t n = 1; n <= 70; ++n) {
+            std::vector<float> x = randomFloats(n, rng);
+            for (float& v : x) v = -std::fabs(v) - 1.f;  // all below the planted maximum
+            for (int64_t at = 0; at < n; ++at) {
+                std::vector<float> row = x;
+                row[size_t(at)] = 0.5f;
+                QCOMPARE(cpu::maxOf(row.data(), n), 0.5f);
+                if (n > 1) {
+                    row[size_t((at + 1) % n)] = std::numeric_limits<float>::quiet_NaN();
+                    QCOMPARE(cpu::maxOf(row.data(), n), 0.5f);
+                }
+            }
+        }
+        QCOMPARE(cpu::maxOf(nullptr, 0), -std::numeric_limits<float>::infinity());
     }
 
     void sigmoidGateMatchesFormula() {

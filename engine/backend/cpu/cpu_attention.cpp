@@ -101,10 +101,7 @@ void attentionRows(const float* q, int64_t nq, const float* k, const float* v, i
 // for j < visible and 0 after (for the P V product); returns 1 / the sum. The caller scales the
 // output row (d values) and the probes by it instead of the width values of the row.
 float softmaxRowUnnormalised(float* row, int64_t visible, int64_t width) {
-    float maxScore = -INFINITY;
-#pragma omp simd reduction(max : maxScore)
-    for (int64_t j = 0; j < visible; ++j) maxScore = std::max(maxScore, row[j]);
-    const float inv = 1.f / expShiftedSum(row, row, visible, maxScore);
+    const float inv = 1.f / expShiftedSum(row, row, visible, maxOf(row, visible));
     std::fill(row + visible, row + width, 0.f);
     return inv;
 }
@@ -350,9 +347,7 @@ void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t
         float* sum = rangeSum.data() + int64_t(t) * H;
         for (int h = 0; h < H; ++h) {
             float* row = S.data() + h * len;
-            float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-            for (int64_t j = 0; j < len; ++j) m = std::max(m, row[j]);
+            const float m = maxOf(row, len);
             mx[h] = m;
             sum[h] = len > 0 ? expShiftedSum(row, row, len, m) : 0.f;
         }

@@ -1,6 +1,7 @@
 // exp8 and exp16: see cpu_exp.h for the method and its accuracy.
 #include "engine/backend/cpu/cpu_exp.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -61,6 +62,38 @@ __m512 exp16(__m512 x) {
 
 }  // namespace
 
+float maxOf(const float* x, int64_t n) {
+    int64_t i = 0;
+    float m = -INFINITY;
+#ifdef __AVX512F__
+    // max(x, m) returns m where x is NaN. Two accumulators, so consecutive maxima do not wait on
+    // each other.
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    for (; i + 32 <= n; i += 32) {
+        m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0);
+        m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
+    }
+    for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0);
+    if (i < n) {
+        const __mmask16 tail = _cvtu32_mask16((1u << (n - i)) - 1);
+        m1 = _mm512_mask_max_ps(m1, tail, _mm512_maskz_loadu_ps(tail, x + i), m1);
+        i = n;
+    }
+    m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+#elif defined(PKV_HAVE_AVX2_EXP)
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    for (; i + 16 <= n; i += 16) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_max_ps(m0, m1));
+    for (float l : lanes) m = std::max(m, l);
+#endif
+    for (; i < n; ++i) m = std::max(m, x[i]);
+    return m;
+}
+
 float expShiftedSum(const float* x, float* y, int64_t n, float shift) {
     int64_t i = 0;
     float sum = 0.f;
@@ -74,6 +107,15 @@ float expShiftedSum(const float* x, float* y, int64_t n, float shift) {
         const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s16));
         _mm512_storeu_ps(y + i, e);
         acc16 = _mm512_add_ps(acc16, e);
+    }
+    // The last n % 16 values as masked lanes: a scalar std::exp each cost as much as a row of
+    // ~20 vectors (attention rows of a few hundred keys spent a tenth of their softmax there).
+    if (i < n) {
+        const __mmask16 tail = _cvtu32_mask16((1u << (n - i)) - 1);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), s16));
+        _mm512_mask_storeu_ps(y + i, tail, e);
+        acc16 = _mm512_mask_add_ps(acc16, tail, acc16, e);
+        i = n;
     }
     acc = _mm256_add_ps(_mm512_castps512_ps256(acc16), _mm512_extractf32x8_ps(acc16, 1));
 #endif
