@@ -152,7 +152,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     // maps it with one TLB entry. A decode step streams every weight once; with 4 KiB pages it
     // takes a TLB miss per 4 KiB and the hardware prefetcher stops at each page (GEMV sweeps in
     // the fast bandwidth phase: anonymous memory in 4 KiB pages 45-51 GB/s, in 2 MiB pages 47-52,
-    // a file mapped in 2 MiB folios 51-55; bench/README.md).
+    // a file mapped in 2 MiB folios 49-55; bench/README.md).
     // Only a hint: file pages already cached in small folios stay as they are, and kernels
     // without transparent huge pages ignore it.
     madvise(m.addr, size, MADV_HUGEPAGE);

@@ -45,7 +45,7 @@ constexpr int kKc = 512;  // k per block
 // again. Panels go outermost while packed x fits comfortably in L3 (32 MiB on this machine):
 // 600 rows, alternating calls over cold weights, panels outermost against K blocks outermost:
 // 1.1B q/k/v, o, gate/up (x 4.7 MiB) +1-4%; 7B ones (x 9.4 MiB) +3-4%; but 1.1B down (x 13 MiB)
-// -1 to +1% and 7B down (x 25 MiB) -12%.
+// -3 to +1% and 7B down (x 25 MiB) -12%.
 constexpr int64_t kPanelsOuterMaxBytes = 12 << 20;
 
 // Transposes 8 rows of 8 floats in registers: r[j][k] -> r[k][j].
