@@ -114,9 +114,10 @@ void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, float* y
 // other 32-byte half of its 64-byte loads of x straddles two lines. This is measured, not derived:
 // with x on a line boundary the weights stream 4-15% slower whenever the memory bus is fast
 // (alternating paired passes over the 7B layers' linears: 42-46 vs 45-50 GB/s in 9 of 9 pairs;
-// 1.1B layers 45-52 vs 51-57; x at +32 in between; no difference when the bus is slow). In L2 the straddling loads cost a third of the kernel's
-// arithmetic rate (118 -> 78 GB/s), which it has to spare at memory speed. Prefetching x, loading
-// it in 32-byte halves, or prefetching the weights further ahead did not give the same.
+// 1.1B layers 45-52 vs 51-57; x at +32 in between; no difference when the bus is slow). In L2
+// the straddling loads cost a third of the kernel's arithmetic rate (118 -> 78 GB/s), which it
+// has to spare at memory speed. Prefetching x, loading it in 32-byte halves, or prefetching the
+// weights further ahead did not give the same.
 void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
     const int64_t in = targets.front().w->cols;
 #ifdef PKV_HAVE_AVX2_F16C
