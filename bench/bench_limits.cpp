@@ -43,6 +43,22 @@ double triadGBps(float* a, const float* b, const float* c, int64_t n, int runs) 
     return 3.0 * double(n) * sizeof(float) / best / 1e9;
 }
 
+// Read-only: three streams in flight, like a linear layer's rows split across threads. GB/s of the
+// three arrays read, best of `runs`.
+double readOnlyGBps(const float* a, const float* b, const float* c, int64_t n, int runs) {
+    double best = 1e30;
+    for (int run = 0; run < runs; ++run) {
+        const auto t0 = Clock::now();
+        float sum = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : sum)
+        for (int64_t i = 0; i < n; ++i) sum += a[i] + b[i] + c[i];
+        best = std::min(best, secondsSince(t0));
+        volatile float observed = sum;  // the sum must be used, or the loop is optimised away
+        (void)observed;
+    }
+    return 3.0 * double(n) * sizeof(float) / best / 1e9;
+}
+
 void measureBandwidth(Limits& out) {
     const int64_t n = out.arrayBytes / int64_t(sizeof(float));
     auto a = parallelArray(n, 0.f), b = parallelArray(n, 1.f), c = parallelArray(n, 2.f);
@@ -50,19 +66,7 @@ void measureBandwidth(Limits& out) {
     const float* pb = b.get();
     const float* pc = c.get();
     out.triadGBps = triadGBps(pa, pb, pc, n, kBandwidthRuns);
-
-    // Read-only: three streams in flight, like a linear layer's rows split across threads.
-    double bestRead = 1e30;
-    for (int run = 0; run < kBandwidthRuns; ++run) {
-        const auto t0 = Clock::now();
-        float sum = 0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sum)
-        for (int64_t i = 0; i < n; ++i) sum += pa[i] + pb[i] + pc[i];
-        bestRead = std::min(bestRead, secondsSince(t0));
-        volatile float observed = sum;  // the sum must be used, or the loop is optimised away
-        (void)observed;
-    }
-    out.readGBps = 3.0 * double(out.arrayBytes) / bestRead / 1e9;
+    out.readGBps = readOnlyGBps(pa, pb, pc, n, kBandwidthRuns);
 }
 
 // The engine's prefill call: y[m, n] = x[m, k] · W[n, k]^T, both row-major.
@@ -85,6 +89,10 @@ TriadProbe::TriadProbe(int64_t arrayBytes)
 
 double TriadProbe::gbps(int passes) {
     return triadGBps(a_.data(), b_.data(), c_.data(), int64_t(a_.size()), passes);
+}
+
+double TriadProbe::readGBps(int passes) {
+    return readOnlyGBps(a_.data(), b_.data(), c_.data(), int64_t(a_.size()), passes);
 }
 
 double Limits::sgemmPeakGflops() const {

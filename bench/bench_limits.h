@@ -45,6 +45,9 @@ class TriadProbe {
 public:
     explicit TriadProbe(int64_t arrayBytes = 64LL << 20);
     double gbps(int passes = 3);  // best of `passes` triads, GB/s counted as Limits::triadGBps
+    // Best of `passes` read-only sums over the same three arrays (Limits::readGBps): the kind of
+    // traffic decode makes, for telling a kernel's shortfall from the machine's.
+    double readGBps(int passes = 3);
 
 private:
     std::vector<float> a_, b_, c_;

@@ -148,7 +148,10 @@ private slots:
         QCOMPARE(prefill["cachedAttention"].toObject()["calls"].toInt(), 3);
         QVERIFY(prefill["selfAttention"].toObject()["calls"].toInt() > 0);
         QVERIFY(prefill["cachedAttention"].toObject()["ms"].toDouble() > 0);
-        QCOMPARE(j["paired_decode"].toObject()["steps"].toInt(), 3);
+        const QJsonObject paired = j["paired_decode"].toObject();
+        QCOMPARE(paired["steps"].toInt(), 3);
+        QVERIFY(paired["median_read_gbps"].toDouble() > 0);  // the read-only probe beside each triad
+        QVERIFY(paired["median_ratio_to_read"].toDouble() > 0);
         QVERIFY(j["limits"].toObject()["triad_gbps_for_bound"].toDouble() >=
                 j["limits"].toObject()["triad_gbps"].toDouble());
     }

@@ -53,6 +53,14 @@ float hsum(__m256 v) {
 // it a decode GEMV streams at 30-40 GB/s instead of 20-29 (bench/README.md). Prefetching past the
 // end of the matrix is harmless: a prefetch never faults.
 //
+// 8 weights per instruction even where the CPU has AVX-512. Measured, not derived: a 16-wide
+// version of this loop (half the instructions, and in L2 a third faster) streams from memory 4%
+// slower whenever the memory bus is fast: over 1,000 alternating pairs on 7B- and 1.1B-wide rows,
+// 0.88 of the triad 16-wide against 0.92 8-wide in the fast phase (739 pairs), 1.0 against 0.99
+// in the slow one (bench/README.md, seventh session). Kernels that run slower in cache stream
+// faster here, as the x offset below also shows; the 16-wide loop runs ahead into lines still in
+// flight.
+//
 // The dtype is a template argument: with it known at compile time the widening is one instruction,
 // where a runtime dtype left a test in the inner loop (in the fast bandwidth phase the GEMV then
 // streamed at 48-50 GB/s instead of 53-56).
@@ -66,35 +74,15 @@ void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, float* y
         a2 = _mm256_fmadd_ps(widen8(w + 2 * stride + j, t), xv, a2);
         a3 = _mm256_fmadd_ps(widen8(w + 3 * stride + j, t), xv, a3);
     };
-#ifdef __AVX512F__
-    // 16 weights per instruction where the CPU has AVX-512: half the instructions per byte.
-    __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps(), z2 = _mm512_setzero_ps(), z3 = _mm512_setzero_ps();
-    auto step16 = [&](int64_t j) {
-        const __m512 xv = _mm512_loadu_ps(x + j);
-        z0 = _mm512_fmadd_ps(widen16(w + j, t), xv, z0);
-        z1 = _mm512_fmadd_ps(widen16(w + stride + j, t), xv, z1);
-        z2 = _mm512_fmadd_ps(widen16(w + 2 * stride + j, t), xv, z2);
-        z3 = _mm512_fmadd_ps(widen16(w + 3 * stride + j, t), xv, z3);
-    };
-#endif
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {  // 32 halves = one 64-byte line of each row
         for (int line = 0; line < 4; ++line)
             _mm_prefetch(reinterpret_cast<const char*>(next + 64 * line), _MM_HINT_T1);
         next += 256;
-#ifdef __AVX512F__
-        step16(i);
-        step16(i + 16);
-#else
         for (int64_t j = i; j < i + 32; j += 8) step8(j);
-#endif
     }
     for (; i + 8 <= n; i += 8) step8(i);
     y[0] = hsum(a0), y[1] = hsum(a1), y[2] = hsum(a2), y[3] = hsum(a3);
-#ifdef __AVX512F__
-    y[0] += _mm512_reduce_add_ps(z0), y[1] += _mm512_reduce_add_ps(z1);
-    y[2] += _mm512_reduce_add_ps(z2), y[3] += _mm512_reduce_add_ps(z3);
-#endif
     for (; i < n; ++i)
         for (int r = 0; r < 4; ++r) y[r] += widen1(w[r * stride + i], t) * x[i];
 }
@@ -111,13 +99,12 @@ void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, float* y
 // numbered one after another, so no thread waits at a barrier between them.
 //
 // The four-row kernel reads x through a copy that starts 16 bytes into a cache line, so that every
-// other 32-byte half of its 64-byte loads of x straddles two lines. This is measured, not derived:
-// with x on a line boundary the weights stream 4-15% slower whenever the memory bus is fast
-// (alternating paired passes over the 7B layers' linears: 42-46 vs 45-50 GB/s in 9 of 9 pairs;
-// 1.1B layers 45-52 vs 51-57; x at +32 in between; no difference when the bus is slow). In L2
-// the straddling loads cost a third of the kernel's arithmetic rate (118 -> 78 GB/s), which it
-// has to spare at memory speed. Prefetching x, loading it in 32-byte halves, or prefetching the
-// weights further ahead did not give the same.
+// other 32-byte load of x straddles two lines. This is measured, not derived: with x on a line
+// boundary the weights stream slower whenever the memory bus is fast (8-wide kernel over 7B-wide
+// rows, alternating passes: 50-53 vs 55-59 GB/s; the 16-wide kernel it replaced lost 4-15%, and
+// x at +32 fell in between; no difference when the bus is slow), while in L2 the offset costs the
+// 8-wide kernel nothing (73 vs 75 GB/s). Prefetching x, or prefetching the weights further ahead,
+// did not give the same.
 void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
     const int64_t in = targets.front().w->cols;
 #ifdef PKV_HAVE_AVX2_F16C
