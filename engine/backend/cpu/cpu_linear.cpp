@@ -56,7 +56,7 @@ float hsum(__m256 v) {
 // 8 weights per instruction even where the CPU has AVX-512. Measured, not derived: a 16-wide
 // version of this loop (half the instructions, and in L2 5-15% faster) streams from memory 4%
 // slower whenever the memory bus is fast: over 1,000 alternating pairs on 7B- and 1.1B-wide rows,
-// 0.88 of the triad 16-wide against 0.92 8-wide in the fast phase (739 pairs), 1.0 against 0.99
+// 0.88 of the triad 16-wide against 0.92 8-wide in the fast phase (739 pairs), 0.91 and 0.905
 // in the slow one (bench/README.md, seventh session). Kernels that run slower in cache stream
 // faster here, as the x offset below also shows; the 16-wide loop runs ahead into lines still in
 // flight.
