@@ -58,8 +58,8 @@ float hsum(__m256 v) {
 // slower whenever the memory bus is fast: over 1,000 alternating pairs on 7B- and 1.1B-wide rows,
 // 0.88 of the triad 16-wide against 0.92 8-wide in the fast phase (739 pairs), 0.91 and 0.905
 // in the slow one (bench/README.md, seventh session). Kernels that run slower in cache stream
-// faster here, as the x offset below also shows; the 16-wide loop runs ahead into lines still in
-// flight.
+// faster here, as the x offset below also shows (a guess at why: the faster loop catches up with
+// lines still in flight and waits on them as demand misses).
 //
 // The dtype is a template argument: with it known at compile time the widening is one instruction,
 // where a runtime dtype left a test in the inner loop (in the fast bandwidth phase the GEMV then
