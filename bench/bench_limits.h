@@ -19,7 +19,7 @@ struct Limits {
     // best of several runs. Counted as STREAM does: 3 arrays of traffic per element (2 read, 1
     // written); the write-allocate read of a[] is not counted, so the bus moves up to 4/3 of this.
     double triadGBps = 0;
-    // Sum of one array of 3 × arrayBytes: read-only traffic, the kind decode does.
+    // Sum over the three arrays (3 × arrayBytes read, nothing written): the kind of traffic decode makes.
     double readGBps = 0;
     std::vector<GemmRate> gemms;  // at the prefill shapes
     double sgemmPeakGflops() const;
