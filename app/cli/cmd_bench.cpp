@@ -16,6 +16,7 @@
 
 #include "app/cli/cli_common.h"
 #include "bench/bench_limits.h"
+#include "bench/decoder_cost.h"
 #include "engine/common/error.h"
 #include "engine/kv/policy_factory.h"
 #include "engine/model/memory_estimate.h"
@@ -29,43 +30,9 @@ using Clock = std::chrono::steady_clock;
 double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 // What one token costs the language model, from the tensors the folder actually holds.
-struct DecoderCost {
-    double weightBytesPerToken = 0;  // layers, final norm, lm_head and one embedding row
-    double layerMatmulParams = 0;    // all layers' projection weights: 2 FLOPs each per token
-    double kvBytesPerCachedToken = 0;
-    std::string dtype;
-};
-
-DecoderCost decoderCost(const pkv::ModelFolder& folder, pkv::DType kvDtype) {
-    const pkv::LlamaConfig& t = folder.config().text;
-    DecoderCost c;
-    auto bytesOf = [&](const std::string& name, bool matmul) {
-        const pkv::TensorView* v = folder.find("language_model." + name);
-        if (!v) return;
-        c.weightBytesPerToken += double(v->nbytes);
-        if (matmul) c.layerMatmulParams += double(v->numel());
-    };
-    for (int l = 0; l < t.numLayers; ++l) {
-        const std::string p = "model.layers." + std::to_string(l) + ".";
-        for (const char* norm : {"input_layernorm.weight", "post_attention_layernorm.weight"}) bytesOf(p + norm, false);
-        for (const char* proj : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
-            bytesOf(p + "self_attn." + proj + ".weight", true);
-            bytesOf(p + "self_attn." + proj + ".bias", false);
-        }
-        for (const char* proj : {"gate_proj", "up_proj", "down_proj"}) bytesOf(p + "mlp." + proj + ".weight", true);
-    }
-    bytesOf("model.norm.weight", false);
-    const pkv::TensorView* embed = folder.find("language_model.model.embed_tokens.weight");
-    const pkv::TensorView* head = folder.find("language_model.lm_head.weight");
-    c.weightBytesPerToken += double((head ? head : embed)->nbytes) + double(embed->nbytes) / double(t.vocabSize);
-    c.dtype = embed->dtypeText;
-    c.kvBytesPerCachedToken = pkv::estimateMemory(folder, kvDtype).kvBytesPerToken;
-    return c;
-}
-
 // Causal prefill of n tokens: every projection once per token, attention scores and the weighted
 // sum over the i + 1 visible keys of token i, and the lm_head for the last token only.
-double prefillFlops(const pkv::LlamaConfig& t, const DecoderCost& c, int64_t n) {
+double prefillFlops(const pkv::LlamaConfig& t, const pkvbench::DecoderCost& c, int64_t n) {
     const double pairs = double(n) * double(n + 1) / 2;
     const double attention = 4.0 * t.numLayers * t.numHeads * t.headDim * pairs;
     return 2.0 * c.layerMatmulParams * double(n) + attention + 2.0 * t.hiddenSize * double(t.vocabSize);
@@ -210,7 +177,7 @@ nlohmann::json compareCompressed(pkv::Session& s, const std::string& method, dou
     for (int64_t len : afterPrefill.layerLengths) kept += len;
     s.generate(gen, nullptr);
     const pkv::SessionStats st = s.stats();
-    const DecoderCost cost = decoderCost(folder, model.kvDtype());
+    const pkvbench::DecoderCost cost = pkvbench::decoderCost(folder, model.kvDtype());
     // Bytes one decode step reads: the weights plus the cache, averaged over the decoded tokens.
     auto bytesPerStep = [&](const pkv::SessionStats& x) {
         int64_t entries = 0;
@@ -316,7 +283,7 @@ int runBench(const QStringList& args) {
                                            doubleOption(p, "keep", 0.1, 100), gen, st, *model)
                        : nlohmann::json();
 
-        const DecoderCost cost = decoderCost(model->folder(), model->kvDtype());
+        const pkvbench::DecoderCost cost = pkvbench::decoderCost(model->folder(), model->kvDtype());
         const double weightsOnDisk = double(model->folder().weightBytes());
         const double peakRss = peakRssBytes();
         // The bandwidth again, right after the decode: on a shared machine it moves by a factor of
