@@ -19,7 +19,6 @@
 #include "bench/decoder_cost.h"
 #include "engine/common/error.h"
 #include "engine/kv/policy_factory.h"
-#include "engine/model/memory_estimate.h"
 #include "engine/session.h"
 
 namespace pkvcli {
@@ -29,7 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-// What one token costs the language model, from the tensors the folder actually holds.
 // Causal prefill of n tokens: every projection once per token, attention scores and the weighted
 // sum over the i + 1 visible keys of token i, and the lm_head for the last token only.
 double prefillFlops(const pkv::LlamaConfig& t, const pkvbench::DecoderCost& c, int64_t n) {
