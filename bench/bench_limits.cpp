@@ -95,6 +95,11 @@ double TriadProbe::readGBps(int passes) {
     return readOnlyGBps(a_.data(), b_.data(), c_.data(), int64_t(a_.size()), passes);
 }
 
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 double Limits::sgemmPeakGflops() const {
     double best = 0;
     for (const GemmRate& g : gemms) best = std::max(best, g.gflops);

@@ -53,4 +53,8 @@ private:
     std::vector<float> a_, b_, c_;
 };
 
+// The median of per-step or per-block ratios (the mean of the middle two for an even count; 0 for
+// none): what the paired decode measures report, robust to a step that straddled a phase change.
+double median(std::vector<double> v);
+
 }  // namespace pkvbench

@@ -124,11 +124,6 @@ struct PairedDecode {
     double medianReadGBps = 0;
 };
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
 PairedDecode pairedDecode(pkv::Session& s, int steps, double weightBytesPerToken) {
     pkvbench::TriadProbe probe;
     std::vector<double> ratios, triads, rates, readRatios, reads;
@@ -145,6 +140,7 @@ PairedDecode pairedDecode(pkv::Session& s, int steps, double weightBytesPerToken
         readRatios.push_back(rate / read);
         reads.push_back(read);
     }
+    using pkvbench::median;
     return {steps, median(ratios), median(triads), median(rates), median(readRatios), median(reads)};
 }
 

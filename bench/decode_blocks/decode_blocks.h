@@ -5,7 +5,6 @@
 // 256 MiB arrays measured at that moment. On a VM whose bandwidth moves between phases within
 // seconds (bench/README.md), only a step and a probe taken together say how close a decoder runs
 // to the bus; a run-level average mixes phases.
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <vector>
@@ -21,7 +20,7 @@ struct BlockResult {
 // Runs `blocks` blocks of `steps` calls of step(), printing one line per block tagged `who`, then
 // the medians. weightBytesPerToken: the decoder's weight bytes read per token (the bound's bytes).
 template <typename Step>
-std::vector<BlockResult> decodeBlocks(const char* who, int blocks, int steps, double weightBytesPerToken, Step step) {
+void decodeBlocks(const char* who, int blocks, int steps, double weightBytesPerToken, Step step) {
     TriadProbe probe(256LL << 20);
     std::vector<BlockResult> out;
     for (int b = 0; b < blocks; ++b) {
@@ -38,17 +37,15 @@ std::vector<BlockResult> decodeBlocks(const char* who, int blocks, int steps, do
                     r.weightGBps / r.readGBps);
         out.push_back(r);
     }
-    auto median = [&](auto f) {
+    auto medianOf = [&](auto f) {
         std::vector<double> v;
         for (const BlockResult& r : out) v.push_back(f(r));
-        std::sort(v.begin(), v.end());
-        return v.empty() ? 0.0 : v[v.size() / 2];
+        return median(v);
     };
     std::printf("%s median over %d blocks: %.3f of the triad, %.3f of the read (triad %.1f GB/s)\n", who, blocks,
-                median([](const BlockResult& r) { return r.weightGBps / r.triadGBps; }),
-                median([](const BlockResult& r) { return r.weightGBps / r.readGBps; }),
-                median([](const BlockResult& r) { return r.triadGBps; }));
-    return out;
+                medianOf([](const BlockResult& r) { return r.weightGBps / r.triadGBps; }),
+                medianOf([](const BlockResult& r) { return r.weightGBps / r.readGBps; }),
+                medianOf([](const BlockResult& r) { return r.triadGBps; }));
 }
 
 }  // namespace pkvbench

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     cp.n_ctx = 2048;
     cp.n_threads = cp.n_threads_batch = 2;
     llama_context* ctx = llama_init_from_model(model, cp);
+    if (!ctx) return 1;
     const llama_vocab* vocab = llama_model_get_vocab(model);
     const int nVocab = llama_vocab_n_tokens(vocab);
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <vector>
 
 #include "bench/decode_blocks/decode_blocks.h"
 #include "bench/decoder_cost.h"
