@@ -195,7 +195,9 @@ private slots:
         QTest::addColumn<int>("in");
         for (DType t : {DType::F32, DType::F16, DType::BF16})
             for (int n : {1, 3, 8, 37})  // decode kernel, streaming with n > 1, sgemm panels
-                for (auto [out, in] : {std::pair{37, 70}, std::pair{64, 517}, std::pair{9, 2048}}) {
+                // 1003 x 100: enough work for both threads, so the rows go out in several chunks,
+                // each read as four streams plus 0-3 rows left over, with a 4-weight scalar tail.
+                for (auto [out, in] : {std::pair{37, 70}, std::pair{64, 517}, std::pair{9, 2048}, std::pair{1003, 100}}) {
                     const QString name = QString("%1 n=%2 %3x%4").arg(dtypeName(t)).arg(n).arg(out).arg(in);
                     QTest::newRow(qPrintable(name)) << int(t) << n << out << in;
                 }

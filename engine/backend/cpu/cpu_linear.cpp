@@ -12,10 +12,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
-#include "engine/backend/cpu/cpu_aligned.h"
 #include "engine/backend/cpu/cpu_kernels.h"
 #include "engine/backend/cpu/cpu_widen.h"
 
@@ -44,117 +44,136 @@ float hsum(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-// Four 16-bit weight rows dotted with one x, converting 8 weights at a time without a scratch
-// copy. Each load of x serves four rows, so x's traffic through L1 is a quarter of the weights'.
-//
-// While it reads these four rows, it asks for the next four (the 4 x stride halves that follow,
-// `next`) to be brought into L2, one cache line per row-line read. Without this the hardware
-// prefetcher must find four new streams every few kilobytes, and stops at each 4 KiB page; with
-// it a decode GEMV streams at 30-40 GB/s instead of 20-29 (bench/README.md). It also asks for the
-// group after next, so every line is asked for twice, two groups and one group ahead: in the fast
-// bandwidth phase that lifts the GEMV from 51-57 to 58-64 GB/s, level with a plain read (30 rows
-// alternating, bench/README.md, seventh session), where asking two groups ahead once did nothing.
-// Prefetching past the end of the matrix is harmless: a prefetch never faults.
-//
-// 8 weights per instruction even where the CPU has AVX-512. Measured, not derived: a 16-wide
-// version of this loop (half the instructions, and in L2 5-15% faster) streams from memory 4%
-// slower whenever the memory bus is fast: over 1,000 alternating pairs on 7B- and 1.1B-wide rows,
-// 0.88 of the triad 16-wide against 0.92 8-wide in the fast phase (739 pairs), 0.91 and 0.905
-// in the slow one (bench/README.md, seventh session). Kernels that run slower in cache stream
-// faster here, as the x offset below also shows (a guess at why: the faster loop catches up with
-// lines still in flight and waits on them as demand misses).
-//
-// The dtype is a template argument: with it known at compile time the widening is one instruction,
-// where a runtime dtype left a test in the inner loop (in the fast bandwidth phase the GEMV then
-// streamed at 48-50 GB/s instead of 53-56).
-template <DType t>
-void dot4(const uint16_t* w, int64_t stride, const float* x, int64_t n, float* y, uintptr_t next) {
-    uintptr_t after = next + uintptr_t(4 * stride) * sizeof(uint16_t);  // the group after next
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    auto step8 = [&](int64_t j) {
-        const __m256 xv = _mm256_loadu_ps(x + j);
-        a0 = _mm256_fmadd_ps(widen8(w + j, t), xv, a0);
-        a1 = _mm256_fmadd_ps(widen8(w + stride + j, t), xv, a1);
-        a2 = _mm256_fmadd_ps(widen8(w + 2 * stride + j, t), xv, a2);
-        a3 = _mm256_fmadd_ps(widen8(w + 3 * stride + j, t), xv, a3);
-    };
+// How far ahead of its reads each weight stream asks for lines (into L2, one request per line).
+// Measured on the 7B bench model's files (2 threads, 4 streams each, alternating passes over all
+// 13 GB): 0.5 KiB ahead 19.4 GB/s, 1 KiB 27.5, 2 KiB 27.6-28.7, 3 KiB 28.0, 4 KiB 26.1; T1 and
+// T2 hints alike.
+constexpr int kPrefetchBytes = 2048;
+
+// S 16-bit weight rows dotted with one x: y[s] = w_s . x, 8 weights widened per instruction. Each
+// load of x serves all S rows. The rows are S independent streams (see linearStreaming), each
+// asking for the line kPrefetchBytes ahead of where it reads. Every row is summed the same way
+// (one 8-lane accumulator in order, then its lanes, then the scalar tail) whatever S is, so a
+// row's result does not depend on which chunk or stream it fell into.
+template <DType t, int S>
+void dotRows(const uint16_t* const* w, const float* x, int64_t n, float* const* y) {
+    __m256 acc[S];
+    for (int s = 0; s < S; ++s) acc[s] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {  // 32 halves = one 64-byte line of each row
-        for (int line = 0; line < 4; ++line) {
-            _mm_prefetch(reinterpret_cast<const char*>(next + 64 * line), _MM_HINT_T1);
-            _mm_prefetch(reinterpret_cast<const char*>(after + 64 * line), _MM_HINT_T2);
+        for (int s = 0; s < S; ++s) _mm_prefetch(reinterpret_cast<const char*>(w[s] + i) + kPrefetchBytes, _MM_HINT_T1);
+        for (int64_t j = i; j < i + 32; j += 8) {
+            const __m256 xv = _mm256_loadu_ps(x + j);
+            for (int s = 0; s < S; ++s) acc[s] = _mm256_fmadd_ps(widen8(w[s] + j, t), xv, acc[s]);
         }
-        next += 256, after += 256;
-        for (int64_t j = i; j < i + 32; j += 8) step8(j);
     }
-    for (; i + 8 <= n; i += 8) step8(i);
-    y[0] = hsum(a0), y[1] = hsum(a1), y[2] = hsum(a2), y[3] = hsum(a3);
-    for (; i < n; ++i)
-        for (int r = 0; r < 4; ++r) y[r] += widen1(w[r * stride + i], t) * x[i];
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        for (int s = 0; s < S; ++s) acc[s] = _mm256_fmadd_ps(widen8(w[s] + i, t), xv, acc[s]);
+    }
+    for (int s = 0; s < S; ++s) {
+        float sum = hsum(acc[s]);
+        for (int64_t j = i; j < n; ++j) sum += widen1(w[s][j], t) * x[j];
+        *y[s] = sum;
+    }
+}
+
+// One chunk of `count` consecutive rows of a 16-bit W, y = W x for one x: read as four streams,
+// the chunk's four quarters side by side (rows begin + i, begin + c + i, begin + 2c + i,
+// begin + 3c + i for i < c), the rows that do not fill four quarters one at a time after.
+template <DType t>
+void dotChunk(const uint16_t* w, int64_t in, int64_t begin, int64_t count, const float* x, float* y) {
+    const int64_t c = count / 4;
+    for (int64_t i = 0; i < c; ++i) {
+        const int64_t r[4] = {begin + i, begin + c + i, begin + 2 * c + i, begin + 3 * c + i};
+        const uint16_t* rows[4] = {w + r[0] * in, w + r[1] * in, w + r[2] * in, w + r[3] * in};
+        float* out[4] = {y + r[0], y + r[1], y + r[2], y + r[3]};
+        dotRows<t, 4>(rows, x, in, out);
+    }
+    for (int64_t r = begin + 4 * c; r < begin + count; ++r) {
+        const uint16_t* row = w + r * in;
+        float* out = y + r;
+        dotRows<t, 1>(&row, x, in, &out);
+    }
 }
 #endif
 
-// Few rows of x: every weight row is read once and used for all of them. Row groups are handed
-// out in guided chunks: large ones first (half the remaining groups over the threads), so each
-// thread streams a long contiguous run of W with its prefetch always one group ahead inside it,
-// then shrinking to 16 groups (64 rows), so that the threads still finish within one small chunk
-// of each other (fixed chunks of 64 groups left one thread waiting up to 50 µs per call). Against
-// fixed chunks of 16 groups: GEMV alone over 7B-shaped tensors 0.98-1.11 -> 1.0-1.15 of the triad,
-// the 1.1B decode 83-86% -> 85-93% of the bound (paired, alternating runs).
-// Several targets sharing x (q/k/v, gate/up) run in one parallel region: their row groups are
-// numbered one after another, so no thread waits at a barrier between them.
+// The rows of several targets, numbered one after another, handed out in chunks from one
+// counter: large chunks first (the remaining rows over twice the threads), shrinking to
+// kMinChunkRows, never across a target's end. Threads slowed by another tenant take fewer
+// chunks, and all finish within one small chunk of each other.
+class RowChunks {
+public:
+    explicit RowChunks(const std::vector<LinearTarget>& targets) : firstRow_(targets.size() + 1, 0) {
+        for (size_t t = 0; t < targets.size(); ++t) firstRow_[t + 1] = firstRow_[t] + targets[t].w->rows;
+    }
+    struct Chunk {
+        size_t target;
+        int64_t begin, count;  // rows of that target
+    };
+    // The next chunk for one of `threads` threads; false when every row has been handed out.
+    bool take(int threads, Chunk& chunk) {
+        const int64_t total = firstRow_.back();
+        int64_t cur = next_.load(std::memory_order_relaxed), count = 0;
+        size_t t = 0;
+        do {
+            if (cur >= total) return false;
+            t = size_t(std::upper_bound(firstRow_.begin(), firstRow_.end(), cur) - firstRow_.begin()) - 1;
+            const int64_t guided = std::max<int64_t>(kMinChunkRows, (total - cur) / (2 * threads)) / 4 * 4;
+            count = std::min(guided, firstRow_[t + 1] - cur);
+        } while (!next_.compare_exchange_weak(cur, cur + count, std::memory_order_relaxed));
+        chunk = Chunk{t, cur - firstRow_[t], count};
+        return true;
+    }
+
+private:
+    static constexpr int64_t kMinChunkRows = 64;
+    std::vector<int64_t> firstRow_;
+    std::atomic<int64_t> next_{0};
+};
+
+// Few rows of x: every weight row is read once and used for all of them, the rows handed out in
+// RowChunks. Several targets sharing x (q/k/v, gate/up) run in one parallel region, so no thread
+// waits at a barrier between them.
 //
-// The four-row kernel reads x through a copy that starts 16 bytes into a cache line, so that every
-// other 32-byte load of x straddles two lines. This is measured, not derived: with x on a line
-// boundary the weights stream slower whenever the memory bus is fast (8-wide kernel over 7B-wide
-// rows, alternating passes: 50-53 vs 55-59 GB/s; the 16-wide kernel it replaced lost 4-15%, and
-// x at +32 fell in between; no difference when the bus is slow), while in L2 the offset costs the
-// 8-wide kernel nothing (73 vs 75 GB/s). Prefetching x, or prefetching the weights further ahead,
-// did not give the same.
+// One x and 16-bit weights (decode) go through dotChunk, which reads a chunk as four streams a
+// quarter of the chunk apart, each asking for lines 2 KiB ahead of itself. A core's read rate is
+// set by how many lines it has in flight; one sequential stream gets fewer than four, and the
+// hardware prefetcher restarts at every 4 KiB page of a stream it has not yet followed for long.
+// Measured over all 13 GB of the 7B bench model's weights in decode order (2 threads,
+// alternating passes, Intel Xeon VM, triad 27-29 GB/s): a plain read as one stream per thread
+// 24.0-24.2 GB/s, as four 27.2-27.3; the kernel this replaced (four adjacent rows, the next two
+// row groups asked for) 22.7-23.0; four quarter-chunk streams without prefetch 24.3, with the
+// 2 KiB prefetch 28.1-28.7. (That earlier kernel had been tuned on an AMD Zen 4 VM, where asking
+// for the next groups lifted it from 20-29 to 30-40 GB/s: bench/README.md.) 16 weights per
+// instruction instead of 8 measured the same (28.3 vs 28.7).
 void linearStreaming(const float* x, int64_t n, const std::vector<LinearTarget>& targets) {
     const int64_t in = targets.front().w->cols;
-#ifdef PKV_HAVE_AVX2_F16C
-    std::vector<float, CacheLineAllocator<float>> shifted;
-    if (n == 1) {
-        constexpr size_t kOffset = 16 / sizeof(float);
-        shifted.reserve(kOffset + size_t(in));
-        shifted.assign(kOffset, 0.f);
-        shifted.insert(shifted.end(), x, x + in);  // each value written once, no zero fill first
-        x = shifted.data() + kOffset;
-    }
-#endif
-    std::vector<int64_t> firstGroup(targets.size() + 1, 0);  // four rows per task
     int64_t work = 0;
-    for (size_t t = 0; t < targets.size(); ++t) {
-        firstGroup[t + 1] = firstGroup[t] + (targets[t].w->rows + 3) / 4;
-        work += n * targets[t].w->rows * in;
-    }
-    const int64_t groups = firstGroup.back();
+    for (const LinearTarget& t : targets) work += n * t.w->rows * in;
+    RowChunks chunks(targets);
 #pragma omp parallel if (work >= kMinParallelWork)
     {
+        const int threads = omp_get_num_threads();
         std::vector<float> row(static_cast<size_t>(in));
-        size_t t = 0;
-#pragma omp for schedule(guided, 16)
-        for (int64_t g = 0; g < groups; ++g) {
-            while (g >= firstGroup[t + 1]) ++t;  // chunks only move forward within a thread
-            while (g < firstGroup[t]) --t;
-            const Weight& w = *targets[t].w;
-            float* y = targets[t].y;
-            const int64_t out = w.rows, r0 = (g - firstGroup[t]) * 4, rows = std::min<int64_t>(4, out - r0);
+        RowChunks::Chunk c{};
+        while (chunks.take(threads, c)) {
+            const Weight& w = *targets[c.target].w;
+            float* y = targets[c.target].y;
+            const int64_t out = w.rows;
             const size_t elem = dtypeSize(w.dtype);
             const char* base = static_cast<const char*>(w.data);
 #ifdef PKV_HAVE_AVX2_F16C
-            if (n == 1 && w.dtype != DType::F32 && rows == 4) {
-                const auto* rows4 = reinterpret_cast<const uint16_t*>(base + size_t(r0) * size_t(in) * elem);
-                const auto next = reinterpret_cast<uintptr_t>(rows4 + 4 * in);
+            if (n == 1 && w.dtype != DType::F32) {
+                const auto* w16 = static_cast<const uint16_t*>(w.data);
                 if (w.dtype == DType::F16)
-                    dot4<DType::F16>(rows4, in, x, in, y + r0, next);
+                    dotChunk<DType::F16>(w16, in, c.begin, c.count, x, y);
                 else
-                    dot4<DType::BF16>(rows4, in, x, in, y + r0, next);
+                    dotChunk<DType::BF16>(w16, in, c.begin, c.count, x, y);
                 continue;
             }
 #endif
-            for (int64_t r = r0; r < r0 + rows; ++r) {
+            for (int64_t r = c.begin; r < c.begin + c.count; ++r) {
                 const void* src = base + size_t(r) * size_t(in) * elem;
                 const float* wr = static_cast<const float*>(src);
                 if (w.dtype != DType::F32) {
