@@ -32,6 +32,9 @@ namespace pkv::cpu {
 namespace {
 
 constexpr int64_t kGemmMinQueries = 16;  // below this, the per-query loop
+// How far ahead of its reads each stream of the decode walks asks for cache lines (as the decode
+// GEMV does, cpu_linear.cpp).
+constexpr int kPrefetchBytes = 2048;
 // Query rows per score tile: 64, fewer where a KV group has many query heads, so that the tile
 // (all the group's heads stacked, about 256 rows x the keys) stays in L2 through its softmax and
 // sums (1.1B shape, 8 heads per group, 600 tokens: 13.4 -> 11.8 ms with 32; MHA keeps 64, with
@@ -197,40 +200,47 @@ inline __m128 laneSums4(__m512 a, __m512 b, __m512 c, __m512 d) {
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-// Four consecutive cache entries at a time, one KV head's slice of each (D values at `slice`,
-// the next entries kvStride further): the decode walks' inner step where the head's slice fills
-// whole zmm registers. Each query head of the group reads the four slices in one pass:
-// S[h][0..4) = scale * q_h . k_e, and o_h += sum_e S[h][e] * v_e (entry by entry in order, so the
-// sums round as a one-entry walk's do).
+// Four cache entries at a time, `step` entries apart (one from each of a range's four streams), one
+// KV head's slice of each (D values at `slice`, the next entry's `step * kvStride` further): the
+// decode walks' inner step where the head's slice fills whole zmm registers. Each query head of
+// the group reads the four slices in one pass: S[h][e * step] = scale * q_h . k_e, and
+// o_h += sum_e S[h][e * step] * v_e (in the order e = 0..3).
 template <int D, typename E>
-void scores4(const float* q, const E* slice, int64_t kvStride, int h0, int h1, float scale, float* S, int64_t len) {
+void scores4(const float* q, const E* slice, int64_t kvStride, int64_t step, int h0, int h1, float scale, float* S,
+             int64_t len) {
+    const int64_t e = step * kvStride;
     for (int h = h0; h < h1; ++h) {
         const float* qh = q + int64_t(h) * D;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < D / 16; ++c) {
             const __m512 qc = _mm512_loadu_ps(qh + 16 * c);
             a0 = _mm512_fmadd_ps(load16(slice + 16 * c), qc, a0);
-            a1 = _mm512_fmadd_ps(load16(slice + kvStride + 16 * c), qc, a1);
-            a2 = _mm512_fmadd_ps(load16(slice + 2 * kvStride + 16 * c), qc, a2);
-            a3 = _mm512_fmadd_ps(load16(slice + 3 * kvStride + 16 * c), qc, a3);
+            a1 = _mm512_fmadd_ps(load16(slice + e + 16 * c), qc, a1);
+            a2 = _mm512_fmadd_ps(load16(slice + 2 * e + 16 * c), qc, a2);
+            a3 = _mm512_fmadd_ps(load16(slice + 3 * e + 16 * c), qc, a3);
         }
-        _mm_storeu_ps(S + int64_t(h) * len, _mm_mul_ps(laneSums4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+        alignas(16) float sums[4];
+        _mm_store_ps(sums, _mm_mul_ps(laneSums4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+        float* row = S + int64_t(h) * len;
+        row[0] = sums[0], row[step] = sums[1], row[2 * step] = sums[2], row[3 * step] = sums[3];
     }
 }
 
 template <int D, typename E>
-void weightedValues4(const E* slice, int64_t kvStride, int h0, int h1, const float* S, int64_t len, float* o) {
+void weightedValues4(const E* slice, int64_t kvStride, int64_t step, int h0, int h1, const float* S, int64_t len,
+                     float* o) {
+    const int64_t e = step * kvStride;
     for (int h = h0; h < h1; ++h) {
         const float* p = S + int64_t(h) * len;
-        const __m512 p0 = _mm512_set1_ps(p[0]), p1 = _mm512_set1_ps(p[1]), p2 = _mm512_set1_ps(p[2]),
-                     p3 = _mm512_set1_ps(p[3]);
+        const __m512 p0 = _mm512_set1_ps(p[0]), p1 = _mm512_set1_ps(p[step]), p2 = _mm512_set1_ps(p[2 * step]),
+                     p3 = _mm512_set1_ps(p[3 * step]);
         float* oh = o + int64_t(h) * D;
         for (int c = 0; c < D / 16; ++c) {
             __m512 acc = _mm512_loadu_ps(oh + 16 * c);
             acc = _mm512_fmadd_ps(p0, load16(slice + 16 * c), acc);
-            acc = _mm512_fmadd_ps(p1, load16(slice + kvStride + 16 * c), acc);
-            acc = _mm512_fmadd_ps(p2, load16(slice + 2 * kvStride + 16 * c), acc);
-            acc = _mm512_fmadd_ps(p3, load16(slice + 3 * kvStride + 16 * c), acc);
+            acc = _mm512_fmadd_ps(p1, load16(slice + e + 16 * c), acc);
+            acc = _mm512_fmadd_ps(p2, load16(slice + 2 * e + 16 * c), acc);
+            acc = _mm512_fmadd_ps(p3, load16(slice + 3 * e + 16 * c), acc);
             _mm512_storeu_ps(oh + 16 * c, acc);
         }
     }
@@ -246,14 +256,18 @@ void weightedValues4(const E* slice, int64_t kvStride, int h0, int h1, const flo
 // rescaling to the global max, as flash-decoding does. Importance and the window row, when asked
 // for, are the final probabilities averaged over heads, written per range.
 //
-// Where a head's slice fills whole zmm registers, each walk takes four entries at a time (with
-// the next four prefetched into L2, one line asked per line read, as the decode GEMV does): four
+// Where a head's slice fills whole zmm registers, each walk takes four entries at a time: four
 // scores share one reduction tree, and the head's output row is loaded and stored once per four
 // entries instead of once per entry. Entry by entry, those reductions and the output's loads and
-// stores held the walks to about half the rate a plain read of the same bytes reaches. 7B shape,
-// 605 f16 entries, cold, the two versions alternating in one process: 680-760 -> 360-410 us per
-// layer (a plain read of the keys and values: about 315); 1.1B shape (8 query heads per KV head,
-// where the arithmetic rather than the bytes sets the time) 120-150 -> 90-105 us.
+// stores held the walks to about half the rate a plain read of the same bytes reaches (AMD Zen 4
+// VM, 7B shape, 605 f16 entries, cold: 680-760 -> 360-410 us per layer). The four entries are
+// one from each quarter of the thread's range, so a walk reads four long sequential streams,
+// each asking for lines 2 KiB ahead of itself, as the decode GEMV does (cpu_linear.cpp says
+// why); four adjacent entries with the next four prefetched made short streams that the
+// hardware prefetcher kept restarting. Intel Xeon VM, cold, the two alternating in one process
+// over 32 layers' caches: 7B shape (MHA, d 128) 605 entries 422 -> 383 us per layer, 2000
+// entries 1388 -> 1308; 1.1B shape (GQA, 4 KV heads, d 64) 605 entries 101 -> 73, 1800 entries
+// 275 -> 218.
 //
 // An earlier schedule went head by head over L2-sized blocks of entries with the next block
 // prefetched in one burst; it was bound by that burst and by the strided per-head reads (7B
@@ -294,25 +308,31 @@ void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t
             for (int64_t b = 0; b < kvStride * int64_t(sizeof(E)); b += 64) __builtin_prefetch(row + b, 0, 3);
         };
 
-        // The next block's four slices of KV head g, asked into L2 while this block's are read (the
-        // zmm path's; builds without AVX-512 walk entry by entry).
-        [[maybe_unused]] auto prefetchBlock = [&](const E* base, int64_t jNext, int g) {
-            for (int64_t r = jNext; r < std::min(jNext + 4, j1); ++r) {
-                const char* slice = reinterpret_cast<const char*>(base + r * kvStride + int64_t(g) * d);
-                for (int64_t b = 0; b < int64_t(d) * int64_t(sizeof(E)); b += 64) __builtin_prefetch(slice + b, 0, 2);
+        // The zmm path reads its range as four streams, a quarter of the range apart (entries
+        // j0 + i, j0 + c + i, j0 + 2c + i, j0 + 3c + i for i < c), each asking for the lines
+        // kPrefetchBytes ahead of the slice it reads, into L2 (builds without AVX-512 walk entry by
+        // entry).
+        const int64_t quarter = len / 4;
+        [[maybe_unused]] auto prefetchStreams = [&](const E* slice) {
+            for (int e = 0; e < 4; ++e) {
+                const char* ahead = reinterpret_cast<const char*>(slice + e * quarter * kvStride) + kPrefetchBytes;
+                for (int64_t b = 0; b < int64_t(d) * int64_t(sizeof(E)); b += 64) __builtin_prefetch(ahead + b, 0, 2);
             }
         };
 
         // Scores: S[h][j] = scale * q_h . k_j[g(h)]. Blocks of four entries, then one at a time.
         int64_t j = j0;
 #ifdef __AVX512F__
-        if constexpr (kVector)
-            for (; j + 4 <= j1; j += 4)
+        if constexpr (kVector) {
+            for (int64_t i = 0; i < quarter; ++i)
                 for (int g = 0; g < s.numKvHeads; ++g) {
-                    prefetchBlock(k, j + 4, g);
-                    scores4<D>(q, k + j * kvStride + int64_t(g) * D, kvStride, g * groupSize, (g + 1) * groupSize,
-                               s.scale, S.data() + (j - j0), len);
+                    const E* slice = k + (j0 + i) * kvStride + int64_t(g) * D;
+                    prefetchStreams(slice);
+                    scores4<D>(q, slice, kvStride, quarter, g * groupSize, (g + 1) * groupSize, s.scale, S.data() + i,
+                               len);
                 }
+            j = j0 + 4 * quarter;
+        }
 #endif
         for (; j < j1; ++j) {
             prefetchRow(k, j + ahead);
@@ -356,13 +376,16 @@ void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t
         float* o = rangeOut.data() + int64_t(t) * H * d;
         j = j0;
 #ifdef __AVX512F__
-        if constexpr (kVector)
-            for (; j + 4 <= j1; j += 4)
+        if constexpr (kVector) {
+            for (int64_t i = 0; i < quarter; ++i)
                 for (int g = 0; g < s.numKvHeads; ++g) {
-                    prefetchBlock(v, j + 4, g);
-                    weightedValues4<D>(v + j * kvStride + int64_t(g) * D, kvStride, g * groupSize, (g + 1) * groupSize,
-                                       S.data() + (j - j0), len, o);
+                    const E* slice = v + (j0 + i) * kvStride + int64_t(g) * D;
+                    prefetchStreams(slice);
+                    weightedValues4<D>(slice, kvStride, quarter, g * groupSize, (g + 1) * groupSize, S.data() + i, len,
+                                       o);
                 }
+            j = j0 + 4 * quarter;
+        }
 #endif
         for (; j < j1; ++j) {
             prefetchRow(v, j + ahead);
