@@ -89,6 +89,7 @@ struct ModelSummary {
     int64_t weightBytes = 0;
     int64_t kvBytesPerToken = 0;
     QString kvDtype;  // "F32" or "F16": what the cache stores
+    bool weightsInMemory = false;  // read into the process (WeightStorage::Memory), else mapped
     int64_t estimatedBytes = 0;
 };
 

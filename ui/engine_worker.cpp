@@ -66,6 +66,7 @@ void EngineWorker::loadModel(const QString& dir, bool demo, int device) {
         pkv::LoadOptions options;
         options.device = pkv::DeviceChoice(device);
         options.kvDtype = kvDtypeSetting();
+        options.weights = weightStorageSetting();
         options.cancel = &loadCancel_;
         options.progress = [this](double fraction, const std::string& what) { emit loadProgress(fraction, q(what)); };
         auto model = pkv::LlavaModel::load(dir.toStdString(), options);

@@ -263,7 +263,9 @@ void MainWindow::connectWorker() {
                                     : QString("<b>%1</b>").arg(s.dir.toHtmlEscaped()));
         metrics_->setModel(s);
         stepHeatmap_->reset(s.layers);
-        showMessage(QString("Model loaded on %1; KV cache in %2.").arg(s.device, s.kvDtype), false);
+        showMessage(QString("Model loaded on %1; KV cache in %2; weights %3.")
+                        .arg(s.device, s.kvDtype, s.weightsInMemory ? "read into memory" : "mapped from their files"),
+                    false);
     });
     connect(worker_, &EngineWorker::loadFailed, this, [this, loadEnded](const QString& s) {
         loadEnded();

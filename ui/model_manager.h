@@ -41,6 +41,7 @@ private:
     QListWidget* recent_;
     QComboBox* device_;
     QComboBox* kvDtype_;
+    QComboBox* weights_;
     QPushButton* load_;
     QComboBox* hubModel_;
     QLineEdit* hubDest_;

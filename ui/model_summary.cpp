@@ -10,6 +10,12 @@ pkv::KvDtypeChoice kvDtypeSetting() {
     return c;
 }
 
+pkv::WeightStorage weightStorageSetting() {
+    pkv::WeightStorage w = pkv::WeightStorage::Mapped;
+    pkv::parseWeightStorage(QSettings().value("weights", "mapped").toString().toStdString(), w);
+    return w;
+}
+
 ModelSummary summarizeFolder(const pkv::ModelFolder& folder, bool demo, pkv::DType kvDtype) {
     const pkv::LlavaConfig& c = folder.config();
     const pkv::LlamaConfig& t = c.text;
@@ -25,6 +31,7 @@ ModelSummary summarizeFolder(const pkv::ModelFolder& folder, bool demo, pkv::DTy
     // The same estimate as `prefixkv info`.
     const pkv::MemoryEstimate memory = pkv::estimateMemory(folder, kvDtype);
     s.kvDtype = pkv::dtypeName(kvDtype);
+    s.weightsInMemory = folder.weightsInMemory();
     s.kvBytesPerToken = int64_t(memory.kvBytesPerToken);
     s.estimatedBytes = int64_t(memory.typicalRunBytes);
     return s;

@@ -14,6 +14,8 @@ namespace pkvui {
 ModelSummary summarizeFolder(const pkv::ModelFolder& folder, bool demo, pkv::DType kvDtype);
 // The cache dtype the user chose in the settings ("kvDtype": auto, f32, f16; auto when unset or unknown).
 pkv::KvDtypeChoice kvDtypeSetting();
+// Where the user chose to keep the weights ("weights": mapped, memory; mapped when unset or unknown).
+pkv::WeightStorage weightStorageSetting();
 // A few lines for a person: architecture, weights, KV cost per token, estimated memory.
 QString describeSummary(const ModelSummary& s);
 QString formatBytes(double bytes);

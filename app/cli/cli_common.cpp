@@ -31,6 +31,20 @@ pkv::KvDtypeChoice kvDtypeOption(const QCommandLineParser& p) {
     return c;
 }
 
+QCommandLineOption weightsOptionSpec() {
+    return {"weights",
+            "Where the weights live: mapped (from their files; instant, shared with other processes) or memory (read "
+            "into this process first; decode can be faster in virtual machines).",
+            "where", "mapped"};
+}
+
+pkv::WeightStorage weightsOption(const QCommandLineParser& p) {
+    pkv::WeightStorage w = pkv::WeightStorage::Mapped;
+    if (!pkv::parseWeightStorage(p.value("weights").toStdString(), w))
+        throw pkv::Error("--weights must be mapped or memory, not \"" + p.value("weights").toStdString() + "\".");
+    return w;
+}
+
 int failWith(const QString& sentence) {
     std::fprintf(stderr, "prefixkv: %s\n", qPrintable(sentence));
     return UserError;

@@ -24,6 +24,9 @@ pkv::DeviceChoice parseDevice(const QString& text);
 // --kv-dtype: its definition (for addOptions) and its value.
 QCommandLineOption kvDtypeOptionSpec();
 pkv::KvDtypeChoice kvDtypeOption(const QCommandLineParser& p);
+// --weights mapped|memory: its definition and its value.
+QCommandLineOption weightsOptionSpec();
+pkv::WeightStorage weightsOption(const QCommandLineParser& p);
 int failWith(const QString& sentence);
 // Runs a command's body, turning what it throws into the exit codes above and one sentence on
 // stderr: pkv::Error (the user's mistake), pkv::Cancelled (Ctrl+C), out of memory.

@@ -224,6 +224,7 @@ int runBench(const QStringList& args) {
         {"json", "Print one JSON object."},
     });
     p.addOption(kvDtypeOptionSpec());
+    p.addOption(weightsOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     try {
         const int promptTokens = intOption(p, "prompt-tokens", 1, 1 << 20);
@@ -246,6 +247,7 @@ int runBench(const QStringList& args) {
         pkv::LoadOptions load;
         load.device = pkv::DeviceChoice::Cpu;
         load.kvDtype = kvDtypeOption(p);
+        load.weights = weightsOption(p);
         load.profileOps = p.isSet("profile");
         auto model = pkv::LlavaModel::load(dir, load);
         const double loadMs = msSince(t0);
@@ -279,6 +281,7 @@ int runBench(const QStringList& args) {
 
         const pkvbench::DecoderCost cost = pkvbench::decoderCost(model->folder(), model->kvDtype());
         const double weightsOnDisk = double(model->folder().weightBytes());
+        const bool inMemory = load.weights == pkv::WeightStorage::Memory;
         const double peakRss = peakRssBytes();
         // The bandwidth again, right after the decode: on a shared machine it moves by a factor of
         // 1.5 within minutes, so the decode is held to the higher of the two measurements. In this
@@ -307,6 +310,7 @@ int runBench(const QStringList& args) {
             {"model", demo ? "demo" : dir},
             {"dtype", cost.dtype},
             {"kv_dtype", pkv::dtypeName(model->kvDtype())},
+            {"weights", inMemory ? "memory" : "mapped"},
             {"threads", limits.threads},
             {"weight_bytes_on_disk", weightsOnDisk},
             {"limits", {{"triad_gbps", limits.triadGBps},
@@ -349,10 +353,11 @@ int runBench(const QStringList& args) {
             return Ok;
         }
         const double GB = 1e9;
-        std::printf("Model       %s (%s, KV cache %s, %d layers, hidden %d, %d/%d heads, %.2f GB on disk)\n",
+        std::printf("Model       %s (%s, KV cache %s, %d layers, hidden %d, %d/%d heads, %.2f GB on disk, %s)\n",
                     demo ? "embedded demo model" : dir.c_str(), cost.dtype.c_str(), pkv::dtypeName(model->kvDtype()),
                     text.numLayers, text.hiddenSize,
-                    text.numHeads, text.numKvHeads, weightsOnDisk / GB);
+                    text.numHeads, text.numKvHeads, weightsOnDisk / GB,
+                    inMemory ? "weights read into memory" : "weights mapped from the files");
         std::printf("Threads     %d\n", limits.threads);
         std::printf("Bandwidth   triad %.1f GB/s (3 arrays of %lld MiB, write-allocate not counted), read-only %.1f GB/s\n",
                     limits.triadGBps, (long long)(limits.arrayBytes >> 20), limits.readGBps);

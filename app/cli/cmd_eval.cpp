@@ -96,6 +96,7 @@ int runEval(const QStringList& args) {
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
     p.addOption(kvDtypeOptionSpec());
+    p.addOption(weightsOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     return runGuarded([&] {
         requireOptions(p, {"dataset", "images", "out"});
@@ -118,6 +119,7 @@ int runEval(const QStringList& args) {
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
         load.kvDtype = kvDtypeOption(p);
+        load.weights = weightsOption(p);
         load.cancel = &gCancel;
         auto model = pkv::LlavaModel::load(dir, load);
         if (demo) std::fprintf(stderr, "[demo model: tiny random weights, the numbers are meaningless; use --model DIR]\n");

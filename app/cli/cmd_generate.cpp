@@ -95,6 +95,7 @@ int runGenerate(const QStringList& args) {
         {"json", "Print one JSON object (text, token ids, per-layer cache lengths, timings) instead of streaming."},
     });
     p.addOption(kvDtypeOptionSpec());
+    p.addOption(weightsOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     const bool json = p.isSet("json");
     return runGuarded([&] {
@@ -122,6 +123,7 @@ int runGenerate(const QStringList& args) {
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
         load.kvDtype = kvDtypeOption(p);
+        load.weights = weightsOption(p);
         load.cancel = &gLoadCancel;
         auto model = pkv::LlavaModel::load(dir, load);
         if (demo && !json)

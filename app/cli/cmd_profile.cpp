@@ -38,6 +38,7 @@ int runProfile(const QStringList& args) {
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
     p.addOption(kvDtypeOptionSpec());
+    p.addOption(weightsOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     return runGuarded([&] {
         requireOptions(p, {"dataset", "images", "out"});
@@ -50,6 +51,7 @@ int runProfile(const QStringList& args) {
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
         load.kvDtype = kvDtypeOption(p);
+        load.weights = weightsOption(p);
         load.cancel = &gCancel;
         auto model = pkv::LlavaModel::load(modelPathOrDemo(p.value("model"), &demo), load);
         const auto rows = pkv::profileSamples(

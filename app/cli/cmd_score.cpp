@@ -95,6 +95,7 @@ int scorePpl(const QStringList& args) {
         {"device", "auto, cpu or cuda.", "name", "auto"},
     });
     p.addOption(kvDtypeOptionSpec());
+    p.addOption(weightsOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
     return runGuarded([&] {
         if (!p.isSet("dataset") || !p.isSet("images")) throw pkv::Error("Give --dataset FILE and --images DIR.");
@@ -111,6 +112,7 @@ int scorePpl(const QStringList& args) {
         pkv::LoadOptions load;
         load.device = parseDevice(p.value("device"));
         load.kvDtype = kvDtypeOption(p);
+        load.weights = weightsOption(p);
         load.cancel = &gCancel;
         auto model = pkv::LlavaModel::load(modelPathOrDemo(p.value("model"), &demo), load);
         pkv::PerplexityPool pool;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/common/error.h"
+#include "engine/common/system_memory.h"
 
 namespace pkv {
 
@@ -160,6 +161,31 @@ std::unique_ptr<ModelFolder> ModelFolder::open(const std::string& dirText) {
 }
 
 std::string ModelFolder::tokenizerModelPath() const { return (fs::path(dir_) / "tokenizer.model").string(); }
+
+void checkWeightsFitInMemory(size_t weightBytes, size_t availableBytes) {
+    if (weightBytes + kMemoryMargin <= availableBytes) return;
+    throw Error("Reading the weights into memory needs " + gigabytes(weightBytes) + " and " + gigabytes(availableBytes) +
+                " are available (with " + gigabytes(kMemoryMargin) +
+                " kept for the rest of the run): keep them mapped from their files instead, or free memory.");
+}
+
+void ModelFolder::readWeightsIntoMemory(const std::function<void(double)>& progress,
+                                        std::optional<size_t> availableBytes) {
+    const size_t total = weightBytes();
+    if (!availableBytes) availableBytes = availableMemoryBytes();
+    if (availableBytes) checkWeightsFitInMemory(total, *availableBytes);
+    size_t before = 0;
+    for (const auto& f : files_) {
+        f->readIntoMemory([&](size_t done) {
+            if (progress) progress(double(before + done) / double(total));
+        });
+        before += f->fileBytes();
+    }
+}
+
+bool ModelFolder::weightsInMemory() const {
+    return std::all_of(files_.begin(), files_.end(), [](const auto& f) { return f->inMemory(); });
+}
 
 size_t ModelFolder::weightBytes() const {
     size_t total = 0;

@@ -3,7 +3,9 @@
 // added_tokens.json / tokenizer_config.json), and weights in one .safetensors file or shards
 // listed by model.safetensors.index.json. Opening validates everything a load will need, so a
 // wrong folder is reported before any weights are touched.
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +14,11 @@
 #include "engine/io/safetensors.h"
 
 namespace pkv {
+
+// Throws pkv::Error with a sentence when `weightBytes` read into memory would leave less than
+// kMemoryMargin of `availableBytes` for the caches, activations and the rest of the machine.
+void checkWeightsFitInMemory(size_t weightBytes, size_t availableBytes);
+constexpr size_t kMemoryMargin = size_t(1) << 30;
 
 class ModelFolder {
 public:
@@ -25,6 +32,15 @@ public:
     const PreprocessConfig& preprocess() const { return preprocess_; }  // defaults if the file is absent
     std::string tokenizerModelPath() const;  // <dir>/tokenizer.model
     size_t weightBytes() const;               // sum of safetensors file sizes
+
+    // Reads every weight file into the process's memory (SafetensorsFile::readIntoMemory), calling
+    // `progress` with the fraction read so far (it may throw to cancel). Throws pkv::Error before
+    // reading anything when the weights would not fit in the memory available (availableBytes,
+    // or the machine's MemAvailable when not given), with a margin for everything else a run
+    // needs (checkWeightsFitInMemory).
+    void readWeightsIntoMemory(const std::function<void(double fraction)>& progress = {},
+                               std::optional<size_t> availableBytes = std::nullopt);
+    bool weightsInMemory() const;  // every file read into memory
 
     // Looks a tensor up by its hub-layout name ("language_model.model.layers.0.self_attn.q_proj.weight",
     // "vision_tower.vision_model....", "multi_modal_projector.linear_1.weight",

@@ -200,6 +200,48 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     return file;
 }
 
+void SafetensorsFile::readIntoMemory(const std::function<void(size_t)>& progress) {
+    if (inMemory_) return;
+    Mapping copy;
+    copy.size = size_;
+    copy.addr = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (copy.addr == MAP_FAILED) {
+        copy.addr = nullptr;
+        fail(path_, "cannot be read into memory: " + std::to_string(size_ >> 20) + " MiB could not be allocated (" +
+                        std::strerror(errno) + ")");
+    }
+    madvise(copy.addr, size_, MADV_HUGEPAGE);
+    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path_, "cannot be opened again to read it into memory (" + std::string(std::strerror(errno)) + ")");
+    // Blocks of 64 MiB: small enough that progress and a cancel come several times a second.
+    constexpr size_t kBlock = size_t(64) << 20;
+    auto* dst = static_cast<char*>(copy.addr);
+    size_t done = 0;
+    try {
+        while (done < size_) {
+            const ssize_t got = ::pread(fd, dst + done, std::min(kBlock, size_ - done), off_t(done));
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) fail(path_, "could not be read into memory (" + std::string(std::strerror(errno)) + ")");
+            if (got == 0) fail(path_, "became shorter while it was being read into memory");
+            done += size_t(got);
+            if (progress) progress(done);
+        }
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
+    mprotect(copy.addr, size_, PROT_READ);  // the weights are never written
+    const auto* oldBase = static_cast<const std::byte*>(map_);
+    const auto* newBase = static_cast<const std::byte*>(copy.addr);
+    for (auto& [name, t] : tensors_)
+        if (t.data) t.data = newBase + (t.data - oldBase);
+    munmap(map_, size_);
+    map_ = copy.addr;
+    copy.addr = nullptr;
+    inMemory_ = true;
+}
+
 SafetensorsFile::~SafetensorsFile() {
     if (map_) munmap(map_, size_);
 }

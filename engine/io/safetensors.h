@@ -1,9 +1,10 @@
 #pragma once
-// A memory-mapped .safetensors file: an 8-byte little-endian header length, a JSON header
+// A .safetensors file, memory-mapped (or read into memory): an 8-byte little-endian header length, a JSON header
 // naming each tensor's dtype, shape and byte range, then the raw data. Every way the file can
 // be malformed is checked on open and reported as pkv::Error naming the file.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,7 +20,7 @@ struct TensorView {
     bool dtypeSupported = false;  // true for F32/F16/BF16, the element types the engine computes with
     DType dtype = DType::F32;     // meaningful only when dtypeSupported
     std::vector<int64_t> shape;
-    const std::byte* data = nullptr;  // into the mapping; valid while the file object lives
+    const std::byte* data = nullptr;  // into the file's bytes; valid while the file object lives
     size_t nbytes = 0;
     std::string file;             // path of the file holding it, for error messages
 
@@ -42,11 +43,20 @@ public:
     const TensorView* find(const std::string& name) const;
     size_t fileBytes() const { return size_; }
 
+    // Replaces the mapping of the file with a copy of it in the process's own memory (anonymous,
+    // 2 MiB pages where the kernel has them), read in blocks; every TensorView then points into
+    // the copy. `progress` is called after each block with the bytes read so far and may throw
+    // (to cancel), which leaves the file mapped as before. Throws pkv::Error naming the file when
+    // the memory cannot be had or the file cannot be read.
+    void readIntoMemory(const std::function<void(size_t bytesRead)>& progress = {});
+    bool inMemory() const { return inMemory_; }
+
 private:
     SafetensorsFile() = default;
     std::string path_;
-    void* map_ = nullptr;
+    void* map_ = nullptr;  // the file's bytes: its mapping, or the copy readIntoMemory made
     size_t size_ = 0;
+    bool inMemory_ = false;
     std::map<std::string, TensorView> tensors_;
 };
 

@@ -12,6 +12,13 @@ bool parseKvDtypeChoice(const std::string& text, KvDtypeChoice& out) {
     return true;
 }
 
+bool parseWeightStorage(const std::string& text, WeightStorage& out) {
+    if (text == "mapped") out = WeightStorage::Mapped;
+    else if (text == "memory") out = WeightStorage::Memory;
+    else return false;
+    return true;
+}
+
 DType preferredKvDtype(KvDtypeChoice choice, DType weights, bool backendKeepsF16) {
     if (choice == KvDtypeChoice::F32 || !backendKeepsF16) return DType::F32;
     if (choice == KvDtypeChoice::F16) return DType::F16;
@@ -41,6 +48,8 @@ std::shared_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const LoadO
     m->folder_ = ModelFolder::open(dir);
     step(0.1, "Loading the tokenizer");
     m->tokenizer_ = Tokenizer::load(m->folder_->tokenizerModelPath(), dir);
+    if (options.weights == WeightStorage::Memory)
+        m->folder_->readWeightsIntoMemory([&](double f) { step(0.1 + 0.1 * f, "Reading the weights into memory"); });
 
     BackendChoice choice = chooseBackend(options.device, int64_t(m->folder_->weightBytes()));
     m->backend_ = std::move(choice.backend);

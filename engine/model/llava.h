@@ -37,11 +37,27 @@ DType preferredKvDtype(KvDtypeChoice choice, DType weights, bool backendKeepsF16
 // The dtype of a model folder's decoder linears (what Auto looks at).
 DType decoderWeightDtype(const ModelFolder& folder);
 
+// Where the weights live while the model is loaded.
+enum class WeightStorage {
+    // Mapped from their files: loading is instant, the page cache is shared with other processes,
+    // and a model larger than memory still runs (reading from disk as it goes).
+    Mapped,
+    // Read into the process's own memory first (seconds per GB from the page cache, longer from
+    // disk). Where the page cache's pages read slower than a process's own, decode is faster: on
+    // a KVM guest, file pages filled by the disk's DMA streamed 11% slower than the same bytes
+    // copied by the CPU (a 7B decode GEMV 27.7 vs 30.8 GB/s, bench/README.md). Needs the weights'
+    // size free (ModelFolder::readWeightsIntoMemory).
+    Memory,
+};
+// "mapped", "memory" (the CLI's and the settings' spelling); false for anything else.
+bool parseWeightStorage(const std::string& text, WeightStorage& out);
+
 struct LoadOptions {
     DeviceChoice device = DeviceChoice::Auto;
     // Auto keeps the cache in the precision the weights were published in, as a PyTorch fp16
     // deployment (and the reference implementation) does.
     KvDtypeChoice kvDtype = KvDtypeChoice::Auto;
+    WeightStorage weights = WeightStorage::Mapped;
     std::function<void(double fraction, const std::string& what)> progress;  // 0..1
     const std::atomic<bool>* cancel = nullptr;
     // Time every backend op (ProfilingBackend); read with LlavaModel::opProfiler().

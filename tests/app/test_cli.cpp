@@ -97,6 +97,7 @@ private slots:
         QTest::newRow("bad keep") << QStringList{"generate", "--model", m, "--prompt", "x", "--keep", "150%"} << "(0, 100]";
         QTest::newRow("bad number") << QStringList{"generate", "--model", m, "--prompt", "x", "--max-new-tokens", "ten"} << "max-new-tokens";
         QTest::newRow("bad kv dtype") << QStringList{"generate", "--model", m, "--prompt", "x", "--kv-dtype", "int8"} << "--kv-dtype must be auto, f32 or f16";
+        QTest::newRow("bad weights") << QStringList{"generate", "--model", m, "--prompt", "x", "--weights", "ram"} << "--weights must be mapped or memory";
         QTest::newRow("info on a file") << QStringList{"info", "--model", m + "/config.json"} << "config.json";
     }
     void errors() {
@@ -169,6 +170,24 @@ private slots:
         QCOMPARE(j["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 4);
         const Run half = prefixkv({"info", "--model", fixtureModel(), "--json", "--kv-dtype", "f16"});
         QCOMPARE(QJsonDocument::fromJson(half.out).object()["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 2);
+    }
+
+    // --weights memory: the same answer as mapped weights; the bench says which it measured.
+    void weightsInMemory() {
+        QJsonObject runs[2];
+        const char* choices[2] = {"mapped", "memory"};
+        for (int i = 0; i < 2; ++i) {
+            const Run r = prefixkv({"generate", "--model", fixtureModel(), "--image", sample(), "--prompt", "Describe the image.",
+                                    "--max-new-tokens", "6", "--ignore-eos", "--json", "--weights", choices[i]});
+            QCOMPARE(r.code, 0);
+            runs[i] = QJsonDocument::fromJson(r.out).object();
+        }
+        QCOMPARE(runs[0]["token_ids"].toArray().size(), 6);
+        QCOMPARE(runs[1]["token_ids"].toArray(), runs[0]["token_ids"].toArray());
+        const Run bench = prefixkv({"bench", "--model", fixtureModel(), "--prompt-tokens", "40", "--decode-tokens", "2",
+                                    "--json", "--weights", "memory"});
+        QCOMPARE(bench.code, 0);
+        QCOMPARE(QJsonDocument::fromJson(bench.out).object()["weights"].toString(), QString("memory"));
     }
 
     // A 16-bit model's cache is f16 unless asked otherwise; the bytes per entry say so, and the

@@ -5,6 +5,7 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -372,6 +373,52 @@ private slots:
         QVERIFY(!m->find("stray"));  // only what the index lists is part of the model
         QCOMPARE(m->weightBytes(), size_t(QFileInfo(dir + "/model-00001-of-00002.safetensors").size() +
                                           QFileInfo(dir + "/model-00002-of-00002.safetensors").size()));
+    }
+
+    // Weights read into memory (--weights memory): every shard's tensors keep their bytes and
+    // stop depending on the files, which are then overwritten with other bytes; progress runs
+    // from above 0 to 1.
+    void weightsReadIntoMemory() {
+        QString dir = makeFolder();
+        const QString shard1 = dir + "/model-00001-of-00002.safetensors", shard2 = dir + "/model-00002-of-00002.safetensors";
+        writeFile(shard1, safetensors({{"language_model.model.norm.weight", "F32", {8}}}));
+        writeFile(shard2, safetensors({{"stray", "F32", {3}}, {"language_model.lm_head.weight", "F16", {10, 8}}}));
+        writeFile(dir + "/model.safetensors.index.json", R"({"weight_map":{
+            "language_model.model.norm.weight":"model-00001-of-00002.safetensors",
+            "language_model.lm_head.weight":"model-00002-of-00002.safetensors"}})");
+        auto m = pkv::ModelFolder::open(str(dir));
+        QVERIFY(!m->weightsInMemory());
+        std::vector<double> progress;
+        m->readWeightsIntoMemory([&](double f) { progress.push_back(f); });
+        QVERIFY(m->weightsInMemory());
+        QVERIFY(!progress.empty());
+        QVERIFY(progress.front() > 0);
+        QVERIFY(std::is_sorted(progress.begin(), progress.end()));
+        QCOMPARE(progress.back(), 1.0);
+        for (const QString& f : {shard1, shard2}) writeFile(f, QByteArray(QFileInfo(f).size(), '\x55'));
+        const pkv::TensorView* norm = m->find("language_model.model.norm.weight");
+        const pkv::TensorView* head = m->find("language_model.lm_head.weight");
+        QCOMPARE(QByteArray(reinterpret_cast<const char*>(norm->data), qsizetype(norm->nbytes)), QByteArray(32, char(1)));
+        QCOMPARE(QByteArray(reinterpret_cast<const char*>(head->data), qsizetype(head->nbytes)), QByteArray(160, char(2)));
+    }
+
+    // A folder whose weights would not fit is refused with the sizes, before anything is read.
+    void weightsTooLargeForMemoryAreRefused() {
+        QString msg = errorOf([] { pkv::checkWeightsFitInMemory(size_t(14.1e9), size_t(9.8e9)); });
+        VERIFY_MESSAGE(msg, "needs 14.1 GB and 9.8 GB are available");
+        VERIFY_MESSAGE(msg, "keep them mapped from their files");
+        QVERIFY(errorOf([] { pkv::checkWeightsFitInMemory(size_t(14.1e9), size_t(16e9)); }).isEmpty());
+        // Too close: the margin for the rest of the run is not left.
+        QVERIFY(!errorOf([] { pkv::checkWeightsFitInMemory(size_t(14.1e9), size_t(14.1e9) + pkv::kMemoryMargin - 1); }).isEmpty());
+
+        QString dir = makeFolder({{"language_model.model.norm.weight", "F32", {8}}});
+        auto m = pkv::ModelFolder::open(str(dir));
+        bool called = false;
+        msg = errorOf([&] { m->readWeightsIntoMemory([&](double) { called = true; }, size_t(1) << 20); });
+        VERIFY_MESSAGE(msg, "Reading the weights into memory needs");
+        QVERIFY(!called);
+        QVERIFY(!m->weightsInMemory());
+        QCOMPARE(m->find("language_model.model.norm.weight")->data[0], std::byte(1));  // still mapped, still readable
     }
 
     void missingShardIsRefused() {

@@ -13,6 +13,7 @@
 #include <QJsonObject>
 #include <QtTest>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/errors.h"
@@ -210,6 +211,53 @@ private slots:
         QVERIFY(parseKvDtypeChoice("auto", c) && c == KvDtypeChoice::Auto);
         QVERIFY(!parseKvDtypeChoice("fp16", c));
         QCOMPARE(c, KvDtypeChoice::Auto);  // untouched on failure
+    }
+
+    // Weights read into memory compute exactly what mapped weights do (the same bytes at another
+    // address): every prompt logit equal, and the 16-bit model's golden greedy decode followed.
+    // Loading reports the reading as progress; a cancel during it ends the load.
+    void weightsInMemory() {
+        const QString name = "tiny-gqa-f16";
+        const std::string dir = pkvtest::str(modelDir(name));
+        LoadOptions options;
+        options.device = DeviceChoice::Cpu;
+        auto mapped = LlavaModel::load(dir, options);
+        QVERIFY(!mapped->folder().weightsInMemory());
+        options.weights = WeightStorage::Memory;
+        std::vector<std::string> steps;
+        options.progress = [&](double, const std::string& what) { steps.push_back(what); };
+        auto inMemory = LlavaModel::load(dir, options);
+        QVERIFY(inMemory->folder().weightsInMemory());
+        QVERIFY(std::count(steps.begin(), steps.end(), "Reading the weights into memory") >= 1);
+
+        auto gold = SafetensorsFile::open(pkvtest::str(goldenPath(name, ".safetensors")));
+        const QJsonObject meta = readJson(goldenPath(name, ".json"));
+        const Golden pixels = golden(*gold, "pixels");
+        Session a(mapped), b(inMemory);
+        a.keepAllPromptLogits(true);
+        b.keepAllPromptLogits(true);
+        a.prefillPixels(meta["prompt"].toString().toStdString(), &pixels.values);
+        b.prefillPixels(meta["prompt"].toString().toStdString(), &pixels.values);
+        QVERIFY(!a.promptLogits().empty());
+        QCOMPARE(b.promptLogits(), a.promptLogits());
+
+        std::atomic<bool> cancel{false};
+        options.cancel = &cancel;
+        options.progress = [&](double, const std::string& what) {
+            if (what == "Reading the weights into memory") cancel = true;
+        };
+        bool cancelled = false;
+        try {
+            LlavaModel::load(dir, options);
+        } catch (const Cancelled&) {
+            cancelled = true;
+        }
+        QVERIFY(cancelled);
+
+        WeightStorage w = WeightStorage::Mapped;
+        QVERIFY(parseWeightStorage("memory", w) && w == WeightStorage::Memory);
+        QVERIFY(!parseWeightStorage("ram", w));
+        QCOMPARE(w, WeightStorage::Memory);  // untouched on failure
     }
 
     // The same continuation through the public generate() loop, from the image file on disk.

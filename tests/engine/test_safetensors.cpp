@@ -93,6 +93,41 @@ private slots:
         QCOMPARE(uint8_t(ts->data[0]), uint8_t(0x7f));
     }
 
+    // readIntoMemory: the same tensors and bytes, no longer tied to the file (truncated and
+    // rewritten afterwards, which a mapping would turn into SIGBUS or other bytes); progress
+    // ends at the file's size. A progress callback that throws (a cancel) leaves it mapped.
+    void readIntoMemoryKeepsEveryTensor() {
+        const float w[6] = {1, 2, 3, 4, 5, 6};
+        const uint16_t b[4] = {0x3f80, 0x4000, 0x4040, 0x4080};
+        const QByteArray header = R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},
+            "b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]}})";
+        const QString path = write("copy.safetensors", blob(header, bytesOf(w, 24) + bytesOf(b, 8)));
+        auto f = pkv::SafetensorsFile::open(str(path));
+
+        bool threw = false;
+        try {
+            f->readIntoMemory([](size_t) { throw pkv::Cancelled(); });
+        } catch (const pkv::Cancelled&) {
+            threw = true;
+        }
+        QVERIFY(threw);
+        QVERIFY(!f->inMemory());
+        QVERIFY(std::memcmp(f->find("w")->data, w, 24) == 0);
+
+        size_t last = 0;
+        f->readIntoMemory([&](size_t done) { last = done; });
+        QVERIFY(f->inMemory());
+        QCOMPARE(last, f->fileBytes());
+        QFile file(path);
+        QVERIFY(file.open(QIODevice::ReadWrite | QIODevice::Truncate));
+        file.write(QByteArray(int(f->fileBytes()), '\0'));
+        file.close();
+        QCOMPARE(f->tensors().size(), size_t(2));
+        QVERIFY(std::memcmp(f->find("w")->data, w, 24) == 0);
+        QVERIFY(std::memcmp(f->find("b")->data, b, 8) == 0);
+        QCOMPARE(f->find("b")->shape, (std::vector<int64_t>{4}));
+    }
+
     void headerOnlyFileHasNoTensors() {
         auto f = pkv::SafetensorsFile::open(str(write("none.safetensors", blob("{}"))));
         QVERIFY(f->tensors().empty());

@@ -60,6 +60,7 @@ private slots:
         QCoreApplication::setOrganizationName("PrefixKVTest");
         QCoreApplication::setApplicationName("test_main_window");
         QSettings().remove("kvDtype");  // a run stopped inside kvCacheChoiceFollowsTheSetting leaves f16 behind
+        QSettings().remove("weights");
         w_ = std::make_unique<MainWindow>();
         w_->show();
         QVERIFY(loadTiny(*w_));
@@ -217,6 +218,28 @@ private slots:
         QVERIFY(loadTiny(*w_));
         QVERIFY2(w_->message().contains("KV cache in F32"), qPrintable(w_->message()));
         QVERIFY(generateAndWait());
+    }
+
+    // Where the weights live is a setting too: the next load reads them into memory when it says
+    // so, and the window says where they are; the answer is the same.
+    void weightsChoiceFollowsTheSetting() {
+        QSettings().remove("weights");
+        ModelManagerDialog manager;
+        auto* combo = manager.findChild<QComboBox*>("weights");
+        QVERIFY(combo);
+        QCOMPARE(combo->currentData().toString(), QString("mapped"));
+        QVERIFY(loadTiny(*w_));
+        QVERIFY2(w_->message().contains("weights mapped from their files"), qPrintable(w_->message()));
+        QVERIFY(generateAndWait());
+        const QString mappedAnswer = w_->fullText();
+        combo->setCurrentIndex(combo->findData("memory"));
+        QCOMPARE(QSettings().value("weights").toString(), QString("memory"));
+        QVERIFY(loadTiny(*w_));
+        QVERIFY2(w_->message().contains("weights read into memory"), qPrintable(w_->message()));
+        QVERIFY(generateAndWait());
+        QCOMPARE(w_->fullText(), mappedAnswer);
+        combo->setCurrentIndex(combo->findData("mapped"));
+        QVERIFY(loadTiny(*w_));
     }
 
     void cancelDuringLoad() {
