@@ -1,7 +1,8 @@
 #pragma once
-// A .safetensors file, memory-mapped (or read into memory): an 8-byte little-endian header length, a JSON header
-// naming each tensor's dtype, shape and byte range, then the raw data. Every way the file can
-// be malformed is checked on open and reported as pkv::Error naming the file.
+// A .safetensors file, memory-mapped (or read into memory): an 8-byte little-endian header
+// length, a JSON header naming each tensor's dtype, shape and byte range, then the raw data.
+// Every way the file can be malformed is checked on open and reported as pkv::Error naming the
+// file.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
