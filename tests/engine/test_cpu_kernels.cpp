@@ -201,10 +201,13 @@ private slots:
                     const QString name = QString("%1 n=%2 %3x%4").arg(dtypeName(t)).arg(n).arg(out).arg(in);
                     QTest::newRow(qPrintable(name)) << int(t) << n << out << in;
                 }
-        // An x too large (700 x 5000 floats, 13 MiB) for the prefill GEMM to keep W's panels
-        // outermost: its other loop order, K blocks outermost.
-        for (DType t : {DType::F16, DType::BF16})
+        // An x too large for the prefill GEMM to keep W's panels outermost on any machine (2600 x
+        // 5200 floats, 52 MiB; the limit is 12-48 MiB by the L3's size): its other loop order, K
+        // blocks outermost. And 700 x 5000 (13 MiB), which takes either order by the machine.
+        for (DType t : {DType::F16, DType::BF16}) {
             QTest::newRow(qPrintable(QString("%1 n=700 37x5000").arg(dtypeName(t)))) << int(t) << 700 << 37 << 5000;
+            QTest::newRow(qPrintable(QString("%1 n=2600 37x5200").arg(dtypeName(t)))) << int(t) << 2600 << 37 << 5200;
+        }
     }
     // Every output within 2e-6 of Σ|x w| of the double result: f32 accumulation of `in` products
     // in any order rounds by at most about in x 2^-24 relative to that sum in the worst case, and

@@ -18,10 +18,12 @@
 // Built only where the compiler targets AVX-512 (the engine is compiled with -march=native);
 // elsewhere gemm16() returns false and the caller converts panels for sgemm.
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "engine/backend/cpu/cpu_aligned.h"
 #include "engine/backend/cpu/cpu_kernels.h"
 #include "engine/backend/cpu/cpu_widen.h"
 
@@ -39,14 +41,25 @@ constexpr int kNr = 32;   // outputs per tile: two 16-float registers
 constexpr int kKc = 512;  // k per block
 
 // Which loop runs outermost. Panels outermost, a thread takes one panel of W through every K
-// block, so the panel's tile of y (rows of x by 32) stays in L2 from one K block to the next, but
-// every panel reads all of packed x again; K blocks outermost, each block of packed x (rows by
+// block, its tile of y (rows of x by 32) summed in an L2-resident scratch, but every panel reads
+// all of packed x again, from L3 at best; K blocks outermost, each block of packed x (rows by
 // 512) is read by every panel while it is in cache, but every K block reads and writes all of y
-// again. Panels go outermost while packed x fits comfortably in L3 (32 MiB on this machine):
-// 600 rows, alternating calls over cold weights, panels outermost against K blocks outermost:
-// 1.1B q/k/v, o, gate/up (x 4.7 MiB) +1-4%; 7B ones (x 9.4 MiB) +3-4%; but 1.1B down (x 13 MiB)
-// -3 to +1% and 7B down (x 25 MiB) -12%.
-constexpr int64_t kPanelsOuterMaxBytes = 12 << 20;
+// again. Panels go outermost while packed x is at most a third of L3, between 12 and 48 MiB.
+// Measured:
+// - AMD Zen 4 VM, 32 MiB L3 (12 MiB; before the scratch tile), 600 rows, alternating calls over
+//   cold weights, panels outermost against K blocks outermost: 1.1B q/k/v, o, gate/up (x 4.7 MiB)
+//   +1-4%; 7B ones (x 9.4 MiB) +3-4%; but 1.1B down (x 13 MiB) -3 to +1%, 7B down (x 25 MiB) -12%.
+// - Intel Xeon VM, 480 MiB L3 shared with other tenants (48 MiB), GFLOP/s panels outermost vs K
+//   blocks outermost: 600 rows, 1.1B down (x 13 MiB) 284-293 vs 258-262, 7B down (x 25 MiB)
+//   304-307 vs 261-265; 1800 rows, x 14.7 MiB 300 vs 255, 29.5 MiB 286 vs 249, 40.5 MiB 254 vs
+//   243, 79 MiB 179 vs 247.
+int64_t panelsOuterMaxBytes() {
+    static const int64_t bytes = [] {
+        const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);  // 0 or -1 where unknown
+        return std::clamp<int64_t>(l3 > 0 ? l3 / 3 : 0, int64_t(12) << 20, int64_t(48) << 20);
+    }();
+    return bytes;
+}
 
 // Transposes 8 rows of 8 floats in registers: r[j][k] -> r[k][j].
 inline void transpose8(__m256 r[8]) {
@@ -140,7 +153,7 @@ bool gemm16(const float* x, int64_t n, const std::vector<LinearTarget>& targets)
     packedX.resize(size_t(rowBlocks * kBlocks) * kKc * kMr);
     float* px = packedX.data();
     auto rowBlock = [&](int64_t kb, int64_t mb) { return px + (kb * rowBlocks + mb) * kKc * kMr; };
-    const bool panelsOuter = int64_t(packedX.size() * sizeof(float)) <= kPanelsOuterMaxBytes;
+    const bool panelsOuter = int64_t(packedX.size() * sizeof(float)) <= panelsOuterMaxBytes();
 
 #pragma omp parallel
     {
@@ -152,32 +165,58 @@ bool gemm16(const float* x, int64_t n, const std::vector<LinearTarget>& targets)
                          rowBlock(kb, mb));
             }
         alignas(64) static thread_local float panel[kKc * kNr];  // 64 KiB per thread
-        // One panel of W over one K block: widened into `panel`, then multiplied with every row
-        // block of x, onto (or, in the first K block, into) the panel's tile of y.
-        auto multiplyPanel = [&](size_t p, int64_t kb) {
+        // One panel of W over one K block, widened into `panel`.
+        auto packPanel = [&](size_t p, int64_t kb) {
             const auto [t, n0] = panels[p];
             const Weight& w = *targets[t].w;
-            const int64_t out = w.rows, k0 = kb * kKc;
-            const int cols = int(std::min<int64_t>(kNr, out - n0)), kc = int(std::min<int64_t>(kKc, in - k0));
+            const int64_t k0 = kb * kKc;
+            const int cols = int(std::min<int64_t>(kNr, w.rows - n0)), kc = int(std::min<int64_t>(kKc, in - k0));
             packWeights(static_cast<const uint16_t*>(w.data) + n0 * in + k0, in, cols, kc, w.dtype, panel);
-            for (int64_t mb = 0; mb < rowBlocks; ++mb) {
-                const int64_t m0 = mb * kMr;
-                const int rows = int(std::min<int64_t>(kMr, n - m0));
-                float* tile = targets[t].y + m0 * out + n0;
-                if (rows == kMr && cols == kNr)
-                    microKernel(rowBlock(kb, mb), panel, kc, tile, out, kb > 0);
-                else
-                    edgeTile(rowBlock(kb, mb), panel, kc, tile, out, rows, cols, kb > 0);
-            }
+            return kc;
         };
         if (panelsOuter) {
+            // A panel through every K block, its tile of y (all rows of x by 32) summed in a
+            // contiguous scratch and written to y once at the end. In y itself the tile's rows lie
+            // `out` floats apart, a multiple of 4 KiB for most models' widths, so they fall into
+            // a few cache sets and the tile did not stay in L2 between K blocks: on an Intel Xeon
+            // VM the multiply ran at 70% of the micro-kernel's in-cache rate. 600 rows, GFLOP/s
+            // before and after: 7B q/k/v 280 -> 309, gate/up 280 -> 314; 1.1B q/k/v 247 -> 273,
+            // gate/up 264 -> 271 (OpenBLAS sgemm on f32 weights: 290-318).
+            static thread_local std::vector<float, CacheLineAllocator<float>> tile;
+            tile.resize(size_t(rowBlocks) * kMr * kNr);
 #pragma omp for schedule(dynamic, 1)
-            for (size_t p = 0; p < panels.size(); ++p)
-                for (int64_t kb = 0; kb < kBlocks; ++kb) multiplyPanel(p, kb);
+            for (size_t p = 0; p < panels.size(); ++p) {
+                for (int64_t kb = 0; kb < kBlocks; ++kb) {
+                    const int kc = packPanel(p, kb);
+                    for (int64_t mb = 0; mb < rowBlocks; ++mb)
+                        microKernel(rowBlock(kb, mb), panel, kc, tile.data() + mb * kMr * kNr, kNr, kb > 0);
+                }
+                const auto [t, n0] = panels[p];
+                const int64_t out = targets[t].w->rows;
+                const int cols = int(std::min<int64_t>(kNr, out - n0));
+                for (int64_t m = 0; m < n; ++m)
+                    std::copy_n(tile.data() + m * kNr, cols, targets[t].y + m * out + n0);
+            }
         } else {
+            // One K block at a time, every panel's tile summed in y: each block of packed x is
+            // read by every panel while it is in cache.
             for (int64_t kb = 0; kb < kBlocks; ++kb) {
 #pragma omp for schedule(dynamic, 2)
-                for (size_t p = 0; p < panels.size(); ++p) multiplyPanel(p, kb);
+                for (size_t p = 0; p < panels.size(); ++p) {
+                    const int kc = packPanel(p, kb);
+                    const auto [t, n0] = panels[p];
+                    const int64_t out = targets[t].w->rows;
+                    const int cols = int(std::min<int64_t>(kNr, out - n0));
+                    for (int64_t mb = 0; mb < rowBlocks; ++mb) {
+                        const int64_t m0 = mb * kMr;
+                        const int rows = int(std::min<int64_t>(kMr, n - m0));
+                        float* y = targets[t].y + m0 * out + n0;
+                        if (rows == kMr && cols == kNr)
+                            microKernel(rowBlock(kb, mb), panel, kc, y, out, kb > 0);
+                        else
+                            edgeTile(rowBlock(kb, mb), panel, kc, y, out, rows, cols, kb > 0);
+                    }
+                }
             }
         }
     }
