@@ -138,8 +138,10 @@ ModelManagerDialog::ModelManagerDialog(QWidget* parent) : QDialog(parent) {
         // The estimate follows the choice (a copy: inspect() starts by clearing candidate_).
         if (!candidate_.isEmpty()) inspect(QString(candidate_));
     });
-    connect(weights_, &QComboBox::currentIndexChanged, this,
-            [this] { QSettings().setValue("weights", weights_->currentData()); });
+    connect(weights_, &QComboBox::currentIndexChanged, this, [this] {
+        QSettings().setValue("weights", weights_->currentData());
+        if (!candidate_.isEmpty()) inspect(QString(candidate_));
+    });
     connect(download_, &QPushButton::clicked, this, [this] {
         const QString repo = hubModel_->currentData().toString();
         const QString dest = hubDest_->text() + "/" + repo.section('/', 1);
@@ -187,7 +189,9 @@ bool ModelManagerDialog::inspect(const QString& dir) {
         // The cache dtype a load would resolve to: f16 needs the cpu backend (the device's cache is f32).
         const bool onCuda = device_->currentIndex() == int(pkv::DeviceChoice::Cuda);
         const pkv::DType kv = pkv::preferredKvDtype(kvDtypeSetting(), pkv::decoderWeightDtype(*folder), !onCuda);
-        summary_->setText(describeSummary(summarizeFolder(*folder, false, kv)));
+        ModelSummary s = summarizeFolder(*folder, false, kv);
+        s.weightsInMemory = weightStorageSetting() == pkv::WeightStorage::Memory;  // where a load would put them
+        summary_->setText(describeSummary(s));
         error_->clear();
         candidate_ = dir;
         load_->setEnabled(true);

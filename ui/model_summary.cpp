@@ -51,8 +51,9 @@ QString describeSummary(const ModelSummary& s) {
     lines << QString("LLaMA, %1 layers, %2 heads (%3 KV heads%4), context %5; %6 image tokens")
                  .arg(s.layers).arg(s.heads).arg(s.kvHeads).arg(s.kvHeads < s.heads ? ", GQA" : "")
                  .arg(s.context).arg(s.imageTokens);
-    lines << QString("Weights %1 (memory-mapped); KV cache %2 per token (%3)")
-                 .arg(formatBytes(double(s.weightBytes)), formatBytes(double(s.kvBytesPerToken)), s.kvDtype);
+    lines << QString("Weights %1 (%2); KV cache %3 per token (%4)")
+                 .arg(formatBytes(double(s.weightBytes)), s.weightsInMemory ? "read into memory" : "mapped from their files",
+                      formatBytes(double(s.kvBytesPerToken)), s.kvDtype);
     lines << QString("Estimated memory for a typical run: %1").arg(formatBytes(double(s.estimatedBytes)));
     return lines.join('\n');
 }

@@ -228,12 +228,15 @@ private slots:
         auto* combo = manager.findChild<QComboBox*>("weights");
         QVERIFY(combo);
         QCOMPARE(combo->currentData().toString(), QString("mapped"));
+        QVERIFY(manager.inspect(uitest::tinyModelDir()));
+        QVERIFY2(manager.summaryText().contains("(mapped from their files)"), qPrintable(manager.summaryText()));
         QVERIFY(loadTiny(*w_));
         QVERIFY2(w_->message().contains("weights mapped from their files"), qPrintable(w_->message()));
         QVERIFY(generateAndWait());
         const QString mappedAnswer = w_->fullText();
         combo->setCurrentIndex(combo->findData("memory"));
         QCOMPARE(QSettings().value("weights").toString(), QString("memory"));
+        QVERIFY2(manager.summaryText().contains("(read into memory)"), qPrintable(manager.summaryText()));
         QVERIFY(loadTiny(*w_));
         QVERIFY2(w_->message().contains("weights read into memory"), qPrintable(w_->message()));
         QVERIFY(generateAndWait());
