@@ -39,6 +39,7 @@ namespace {
 constexpr int kMr = 12;   // rows of x per tile
 constexpr int kNr = 32;   // outputs per tile: two 16-float registers
 constexpr int kKc = 512;  // k per block
+constexpr int kPanelGroup = 2;  // panels of W a thread multiplies side by side (below)
 
 // Which loop runs outermost. Panels outermost, a thread takes one panel of W through every K
 // block, its tile of y (rows of x by 32) summed in an L2-resident scratch, but every panel reads
@@ -164,38 +165,51 @@ bool gemm16(const float* x, int64_t n, const std::vector<LinearTarget>& targets)
                 packRows(x + m0 * in + k0, in, int(std::min<int64_t>(kMr, n - m0)), int(std::min<int64_t>(kKc, in - k0)),
                          rowBlock(kb, mb));
             }
-        alignas(64) static thread_local float panel[kKc * kNr];  // 64 KiB per thread
-        // One panel of W over one K block, widened into `panel`.
-        auto packPanel = [&](size_t p, int64_t kb) {
+        // Panels of W over one K block, widened: 64 KiB each, up to kPanelGroup per thread.
+        static thread_local std::vector<float, CacheLineAllocator<float>> panelBuffer;
+        panelBuffer.resize(size_t(kPanelGroup) * kKc * kNr);
+        auto packPanel = [&](size_t p, int64_t kb, float* dst) {
             const auto [t, n0] = panels[p];
             const Weight& w = *targets[t].w;
             const int64_t k0 = kb * kKc;
             const int cols = int(std::min<int64_t>(kNr, w.rows - n0)), kc = int(std::min<int64_t>(kKc, in - k0));
-            packWeights(static_cast<const uint16_t*>(w.data) + n0 * in + k0, in, cols, kc, w.dtype, panel);
+            packWeights(static_cast<const uint16_t*>(w.data) + n0 * in + k0, in, cols, kc, w.dtype, dst);
             return kc;
         };
         if (panelsOuter) {
-            // A panel through every K block, its tile of y (all rows of x by 32) summed in a
-            // contiguous scratch and written to y once at the end. In y itself the tile's rows lie
-            // `out` floats apart, a multiple of 4 KiB for most models' widths, so they fall into
-            // a few cache sets and the tile did not stay in L2 between K blocks: on an Intel Xeon
-            // VM the multiply ran at 70% of the micro-kernel's in-cache rate. 600 rows, GFLOP/s
-            // before and after: 7B q/k/v 280 -> 309, gate/up 280 -> 314; 1.1B q/k/v 247 -> 273,
-            // gate/up 264 -> 271 (OpenBLAS sgemm on f32 weights: 290-318).
+            // A group of panels through every K block. Their tiles of y (all rows of x by 32
+            // each) are summed in a contiguous scratch and written to y once at the end: in y
+            // itself a tile's rows lie `out` floats apart, a multiple of 4 KiB for most models'
+            // widths, so they fall into a few cache sets and the tile did not stay in L2 between
+            // K blocks (on an Intel Xeon VM the multiply ran at 70% of the micro-kernel's
+            // in-cache rate). Each row block of packed x, read from L3, serves every panel of the
+            // group while it is in L1. 600 rows, GFLOP/s before the scratch and with it: 7B q/k/v
+            // 280 -> 309, gate/up 280 -> 314; 1.1B q/k/v 247 -> 273 (OpenBLAS sgemm on f32
+            // weights: 290-318). Groups of two panels against one, alternating calls in one
+            // process, median speed ratio: 1.1B q/k/v 1.04, o 1.05, gate/up 1.04, down 1.04; 7B
+            // q/k/v 1.02 (groups of four or eight: the same within noise, with wider spreads).
             static thread_local std::vector<float, CacheLineAllocator<float>> tile;
-            tile.resize(size_t(rowBlocks) * kMr * kNr);
+            tile.resize(size_t(kPanelGroup) * rowBlocks * kMr * kNr);
+            const size_t groups = (panels.size() + kPanelGroup - 1) / kPanelGroup;
+            const int64_t tileFloats = rowBlocks * kMr * kNr;
 #pragma omp for schedule(dynamic, 1)
-            for (size_t p = 0; p < panels.size(); ++p) {
+            for (size_t gr = 0; gr < groups; ++gr) {
+                const size_t p0 = gr * kPanelGroup, count = std::min<size_t>(kPanelGroup, panels.size() - p0);
                 for (int64_t kb = 0; kb < kBlocks; ++kb) {
-                    const int kc = packPanel(p, kb);
+                    int kc = 0;
+                    for (size_t i = 0; i < count; ++i) kc = packPanel(p0 + i, kb, panelBuffer.data() + i * kKc * kNr);
                     for (int64_t mb = 0; mb < rowBlocks; ++mb)
-                        microKernel(rowBlock(kb, mb), panel, kc, tile.data() + mb * kMr * kNr, kNr, kb > 0);
+                        for (size_t i = 0; i < count; ++i)
+                            microKernel(rowBlock(kb, mb), panelBuffer.data() + i * kKc * kNr, kc,
+                                        tile.data() + int64_t(i) * tileFloats + mb * kMr * kNr, kNr, kb > 0);
                 }
-                const auto [t, n0] = panels[p];
-                const int64_t out = targets[t].w->rows;
-                const int cols = int(std::min<int64_t>(kNr, out - n0));
-                for (int64_t m = 0; m < n; ++m)
-                    std::copy_n(tile.data() + m * kNr, cols, targets[t].y + m * out + n0);
+                for (size_t i = 0; i < count; ++i) {
+                    const auto [t, n0] = panels[p0 + i];
+                    const int64_t out = targets[t].w->rows;
+                    const int cols = int(std::min<int64_t>(kNr, out - n0));
+                    for (int64_t m = 0; m < n; ++m)
+                        std::copy_n(tile.data() + int64_t(i) * tileFloats + m * kNr, cols, targets[t].y + m * out + n0);
+                }
             }
         } else {
             // One K block at a time, every panel's tile summed in y: each block of packed x is
@@ -203,7 +217,8 @@ bool gemm16(const float* x, int64_t n, const std::vector<LinearTarget>& targets)
             for (int64_t kb = 0; kb < kBlocks; ++kb) {
 #pragma omp for schedule(dynamic, 2)
                 for (size_t p = 0; p < panels.size(); ++p) {
-                    const int kc = packPanel(p, kb);
+                    float* panel = panelBuffer.data();
+                    const int kc = packPanel(p, kb, panel);
                     const auto [t, n0] = panels[p];
                     const int64_t out = targets[t].w->rows;
                     const int cols = int(std::min<int64_t>(kNr, out - n0));
