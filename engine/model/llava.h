@@ -44,9 +44,10 @@ enum class WeightStorage {
     Mapped,
     // Read into the process's own memory first (seconds per GB from the page cache, longer from
     // disk). Where the page cache's pages read slower than a process's own, decode is faster: on
-    // a KVM guest, file pages filled by the disk's DMA streamed 11% slower than the same bytes
-    // copied by the CPU (a 7B decode GEMV 27.7 vs 30.8 GB/s, bench/README.md). Needs the weights'
-    // size free (ModelFolder::readWeightsIntoMemory).
+    // a KVM guest, file pages filled by the disk's DMA streamed 11-30% slower than the same bytes
+    // copied by the CPU (a 7B decode GEMV 27.7 vs 30.8 GB/s; plain reads 21.8 vs 31.7 on another
+    // day's page cache; bench/README.md). Needs the weights' size free
+    // (ModelFolder::readWeightsIntoMemory).
     Memory,
 };
 // "mapped", "memory" (the CLI's and the settings' spelling); false for anything else.
