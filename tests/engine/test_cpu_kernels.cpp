@@ -335,6 +335,12 @@ private slots:
         QTest::newRow("prefill tiles after a cache") << 70 << 333 << 4 << true << 70 << 64;
         QTest::newRow("prefill tiles, 8 heads per KV head") << 150 << 150 << 1 << true << 7 << 24;  // 32-query tiles
         QTest::newRow("vision, bidirectional") << 65 << 65 << 8 << false << 0 << 24;
+        // Head dimensions that are whole 32-column tiles, with 4 or more query heads per KV head,
+        // run on the tile kernel (AVX-512 builds): row blocks padded to 12, keys to 32, several
+        // panels of keys and of values.
+        QTest::newRow("prefill tiles, causal, d=64, 8 heads per KV head") << 150 << 150 << 1 << true << 7 << 64;
+        QTest::newRow("prefill tiles, d=128, 4 heads per KV head") << 100 << 137 << 2 << true << 5 << 128;
+        QTest::newRow("prefill tiles, bidirectional, d=64") << 65 << 65 << 2 << false << 0 << 64;
     }
     // Outputs, importance and window rows within 1e-5 (absolute; values are O(1) sums of
     // probabilities or of probability-weighted N(0,1) values, rounded in f32).
@@ -466,6 +472,7 @@ private slots:
         QTest::newRow("decode, generic d") << 1 << 301 << 2 << 24;
         QTest::newRow("few queries") << 5 << 301 << 2 << 24;
         QTest::newRow("prefill tiles") << 70 << 333 << 4 << 64;
+        QTest::newRow("prefill tiles, 4 heads per KV head") << 70 << 333 << 2 << 64;
     }
     // Through the backend (cachedAttention over an f16 cache, with importance and window rows),
     // against the double reference on the rounded entries: 1e-5 as attentionEverySchedule.

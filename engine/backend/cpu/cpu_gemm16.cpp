@@ -25,6 +25,7 @@
 
 #include "engine/backend/cpu/cpu_aligned.h"
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/cpu_tile_kernel.h"
 #include "engine/backend/cpu/cpu_widen.h"
 
 #if defined(__AVX512F__) && defined(__F16C__)
@@ -36,8 +37,8 @@ namespace pkv::cpu {
 #ifdef PKV_HAVE_GEMM16
 namespace {
 
-constexpr int kMr = 12;   // rows of x per tile
-constexpr int kNr = 32;   // outputs per tile: two 16-float registers
+constexpr int kMr = kTileRows;  // rows of x per tile: 12
+constexpr int kNr = kTileCols;  // outputs per tile: 32, two 16-float registers
 constexpr int kKc = 512;  // k per block
 constexpr int kPanelGroup = 2;  // panels of W a thread multiplies side by side (below)
 
@@ -105,26 +106,8 @@ void packRows(const float* x, int64_t stride, int rows, int kc, float* packed) {
 
 // y tile [kMr, kNr] (row stride ldy) = (accumulate ? y : 0) + a · b over kc, where a is a packed
 // row block [kc][kMr] and b a packed panel [kc][kNr].
-void microKernel(const float* a, const float* b, int kc, float* y, int64_t ldy, bool accumulate) {
-    __m512 lo[kMr], hi[kMr];
-    for (int m = 0; m < kMr; ++m) lo[m] = hi[m] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; ++k) {
-        const __m512 b0 = _mm512_load_ps(b + k * kNr), b1 = _mm512_load_ps(b + k * kNr + 16);
-        for (int m = 0; m < kMr; ++m) {
-            const __m512 av = _mm512_set1_ps(a[k * kMr + m]);
-            lo[m] = _mm512_fmadd_ps(av, b0, lo[m]);
-            hi[m] = _mm512_fmadd_ps(av, b1, hi[m]);
-        }
-    }
-    for (int m = 0; m < kMr; ++m) {
-        float* row = y + m * ldy;
-        if (accumulate) {
-            lo[m] = _mm512_add_ps(lo[m], _mm512_loadu_ps(row));
-            hi[m] = _mm512_add_ps(hi[m], _mm512_loadu_ps(row + 16));
-        }
-        _mm512_storeu_ps(row, lo[m]);
-        _mm512_storeu_ps(row + 16, hi[m]);
-    }
+inline void microKernel(const float* a, const float* b, int kc, float* y, int64_t ldy, bool accumulate) {
+    tileKernel<false>(a, kMr, b, kNr, kc, y, ldy, accumulate);
 }
 
 // A tile at the edge of y (fewer than kMr rows or kNr columns) goes through a full-size scratch
