@@ -4,9 +4,9 @@
 //   once, with per-range softmaxes merged at the end;
 // - a few queries: one (query, head) pair at a time;
 // - many queries (prefill, vision): per KV head and block of query rows (all query heads of the
-//   group stacked), scores S = Q K^T and the output P V as single-threaded sgemm calls on
-//   thread-private tiles, so the work runs at GEMM speed; keys a block cannot see (causal) are
-//   never multiplied.
+//   group stacked), scores S = Q K^T and the output P V as single-threaded matrix products
+//   (sgemm, or the register-tile kernel for grouped-query heads) on thread-private tiles, so the
+//   work runs at GEMM speed; keys a block cannot see (causal) are never multiplied.
 // The probabilities exist only in per-thread scratch, so token importance (their head average,
 // summed over queries) and the window rows are accumulated there, into per-thread partials that
 // are reduced at the end.
