@@ -96,12 +96,49 @@ void packWeights(const uint16_t* w, int64_t stride, int rows, int kc, DType t, f
         for (int j = 0; j < kNr; ++j) panel[k * kNr + j] = j < rows ? widen1(w[j * stride + k], t) : 0.f;
 }
 
-// packed[k][m] = x[m0 + m][k0 + k] for m < rows (the rest 0), k < kc.
-void packRows(const float* x, int64_t stride, int rows, int kc, float* packed) {
-    for (int m = 0; m < kMr; ++m) {
-        const float* src = x + m * stride;
-        for (int k = 0; k < kc; ++k) packed[k * kMr + m] = m < rows ? src[k] : 0.f;
+// Transposes 16 rows of 16 floats in registers: r[i] lane j -> r[j] lane i.
+inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
+    for (int i = 0; i < 16; i += 4) {
+        const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    // Each r[i] now holds, per 128-bit lane L, column (i % 4 after the two steps above) of rows
+    // 4 * (i / 4) .. + 3 for columns 4 L + ...: gather the lanes across registers.
+    for (int i = 0; i < 4; ++i) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+// packed[k][m] = x[m0 + m][k0 + k] for m < rows (the rest 0), k < kc: 16 columns at a time by a
+// register transpose, the 12 rows stored as the first 12 lanes of each transposed column.
+void packRows(const float* x, int64_t stride, int rows, int kc, float* packed) {
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        __m512 r[16];
+        for (int m = 0; m < 16; ++m) r[m] = m < rows && m < kMr ? _mm512_loadu_ps(x + m * stride + k) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(packed + (k + j) * kMr, __mmask16(0x0FFF), r[j]);
+    }
+    for (; k < kc; ++k)
+        for (int m = 0; m < kMr; ++m) packed[k * kMr + m] = m < rows ? x[m * stride + k] : 0.f;
 }
 
 // y tile [kMr, kNr] (row stride ldy) = (accumulate ? y : 0) + a · b over kc, where a is a packed
