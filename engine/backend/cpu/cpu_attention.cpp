@@ -151,12 +151,12 @@ std::vector<float> packValuePanels(const float* v, int64_t nk, int64_t kvStride,
 // S = Q K_g^T and the output P V_g are one product each over the keys the block can see (K_g
 // and V_g read once for the whole group instead of once per head).
 //
-// The products run on the 12 x 32 tile kernel (cpu_tile_kernel.h) where the CPU has AVX-512 and
-// the head dimension is a multiple of 32: Q's rows and P's rows are read in place, K_g^T and V_g
-// come from panels packed once per call. Elsewhere they are cblas_sgemm calls. OpenBLAS ran these shapes (a reduction over
-// only 64 for Q K^T, 64 outputs for P V) at about half its large-matrix rate: 1.1B shape, 600
-// tokens, per-thread cycle counts 10.2M for Q K^T, 10.8M for P V, 4.4M for the softmax and
-// importance per call.
+// The products run on the 12 x 32 tile kernel (cpu_tile_kernel.h) where the CPU has AVX-512, the
+// head dimension is a multiple of 32 and four or more query heads share a KV head: Q's rows and
+// P's rows are read in place, K_g^T and V_g come from panels packed once per call. Elsewhere
+// they are cblas_sgemm calls. OpenBLAS ran these shapes (a reduction over only 64 for Q K^T, 64
+// outputs for P V) at about half its large-matrix rate: 1.1B shape, 600 tokens, per-thread cycle
+// counts 10.2M for Q K^T, 10.8M for P V, 4.4M for the softmax and importance per call.
 void attentionTiles(const float* q, int64_t nq, const float* k, const float* v, int64_t nk, int64_t kvStride,
                     const AttentionShape& s, bool causal, int64_t keyOffset, float* out, float* importance,
                     float* window, int64_t windowRows) {
