@@ -2,13 +2,16 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <cstdio>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 
 namespace pkvbench {
@@ -103,7 +106,74 @@ double median(std::vector<double> v) {
 double Limits::sgemmPeakGflops() const {
     double best = 0;
     for (const GemmRate& g : gemms) best = std::max(best, g.gflops);
+    for (const GemmRate& g : gemmsOwnCore) best = std::max(best, g.gflops);
     return best;
+}
+
+std::string shapesArgument(const std::vector<GemmRate>& shapes) {
+    std::ostringstream out;
+    for (size_t i = 0; i < shapes.size(); ++i)
+        out << (i ? ";" : "") << shapes[i].m << ',' << shapes[i].n << ',' << shapes[i].k;
+    return out.str();
+}
+
+int runSgemmProbe(const std::string& shapes) {
+    std::vector<GemmRate> parsed;
+    std::istringstream in(shapes);
+    for (std::string item; std::getline(in, item, ';');) {
+        GemmRate g;
+        if (std::sscanf(item.c_str(), "%d,%d,%d", &g.m, &g.n, &g.k) != 3 || g.m < 1 || g.n < 1 || g.k < 1) {
+            std::fprintf(stderr, "prefixkv bench: --sgemm-probe wants m,n,k;m,n,k, not \"%s\".\n", shapes.c_str());
+            return 2;
+        }
+        parsed.push_back(g);
+    }
+    const char* core = openblas_get_corename();
+    std::printf("%s\n", core ? core : "unknown");
+    for (const GemmRate& g : parsed) std::printf("%.3f\n", gemmGflops(g.m, g.n, g.k));
+    return 0;
+}
+
+void measureSgemmWithOwnCore(Limits& limits, const char* exe) {
+    if (!std::getenv("OPENBLAS_CORETYPE") || limits.gemms.empty()) return;
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e)
+        if (std::strncmp(*e, "OPENBLAS_CORETYPE=", 18) != 0) env.emplace_back(*e);
+    std::vector<char*> envp;
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::string a0 = exe, a1 = "bench", a2 = "--sgemm-probe", a3 = shapesArgument(limits.gemms), a4 = "--threads",
+                a5 = std::to_string(limits.threads);
+    char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), a4.data(), a5.data(), nullptr};
+
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, exe, &actions, nullptr, argv, envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    std::string text;
+    char buf[256];
+    for (ssize_t r; spawned == 0 && (r = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(r));
+    close(fds[0]);
+    int status = 1;
+    if (spawned == 0) waitpid(pid, &status, 0);
+    std::istringstream out(text);
+    std::string core;
+    std::vector<GemmRate> gemms = limits.gemms;
+    bool ok = spawned == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && bool(std::getline(out, core));
+    for (GemmRate& g : gemms) ok = ok && bool(out >> g.gflops);
+    if (!ok) {
+        std::fprintf(stderr, "[the sgemm probe without OPENBLAS_CORETYPE failed; the peak is the %s kernels' alone]\n",
+                     limits.gemmCore.c_str());
+        return;
+    }
+    limits.gemmOwnCore = core;
+    limits.gemmsOwnCore = gemms;
 }
 
 void setThreads(int n) {
@@ -122,6 +192,8 @@ Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
         g.gflops = gemmGflops(g.m, g.n, g.k);
         out.gemms.push_back(g);
     }
+    const char* core = openblas_get_corename();
+    out.gemmCore = core ? core : "unknown";
     return out;
 }
 
@@ -154,6 +226,8 @@ Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBy
     if (got != want || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         throw std::runtime_error("measuring the machine's limits failed in the child process");
     Limits out;
+    const char* core = openblas_get_corename();  // the same library, loaded before the fork
+    out.gemmCore = core ? core : "unknown";
     out.threads = int(msg[0]);
     out.arrayBytes = arrayBytes;
     out.triadGBps = msg[1];

@@ -3,6 +3,7 @@
 // `prefixkv bench` divides its timings by. Decode is bound by memory bandwidth (every weight is
 // read once per token), prefill by matrix-multiply throughput.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace pkvbench {
@@ -22,7 +23,12 @@ struct Limits {
     // Sum over the three arrays (3 × arrayBytes read, nothing written): the kind of traffic decode makes.
     double readGBps = 0;
     std::vector<GemmRate> gemms;  // at the prefill shapes
-    double sgemmPeakGflops() const;
+    std::string gemmCore;         // the OpenBLAS kernels they ran on (openblas_get_corename())
+    // Where OPENBLAS_CORETYPE chose those kernels: the same shapes in a process without it, on the
+    // kernels OpenBLAS picks for this CPU itself (empty when the variable is unset or that failed).
+    std::vector<GemmRate> gemmsOwnCore;
+    std::string gemmOwnCore;
+    double sgemmPeakGflops() const;  // the best of both
 };
 
 // Sets the threads of both pools the engine uses: OpenMP (its own kernels) and OpenBLAS (sgemm).
@@ -36,6 +42,17 @@ Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 2
 // in the caller's peak RSS. Call before the caller first uses OpenMP: a forked child cannot use
 // a thread pool its parent had started. Throws std::runtime_error when the child fails.
 Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 256LL << 20);
+
+// OpenBLAS reads OPENBLAS_CORETYPE once, when it loads, and then runs that core's kernels instead of
+// the ones it picks for the CPU (a machine image here sets Haswell, AVX2, on an AVX-512 CPU: 250
+// GFLOP/s where OpenBLAS's own choice reaches 450). So the sgemm peak must also be measured in a
+// fresh process without the variable: `exe bench --sgemm-probe SHAPES --threads N`, which calls
+// runSgemmProbe. Fills gemmsOwnCore and gemmOwnCore of `limits` when the variable is set; leaves
+// them empty, with a note on stderr, when the probe fails.
+void measureSgemmWithOwnCore(Limits& limits, const char* exe);
+// The probe's side: `shapes` as "m,n,k;m,n,k"; prints the core name, then GFLOP/s per shape, one a line.
+int runSgemmProbe(const std::string& shapes);
+std::string shapesArgument(const std::vector<GemmRate>& shapes);
 
 // A triad that can be run again and again beside the work it is a yardstick for: the bandwidth
 // of a shared machine moves (here between about 30 and 55 GB/s within minutes), so a decode step

@@ -223,6 +223,9 @@ int runBench(const QStringList& args) {
                     "their time (adds a clock read per op)."},
         {"json", "Print one JSON object."},
     });
+    QCommandLineOption probe("sgemm-probe", "Internal: print sgemm GFLOP/s at m,n,k;... and exit.", "shapes");
+    probe.setFlags(QCommandLineOption::HiddenFromHelp);
+    p.addOption(probe);
     p.addOption(kvDtypeOptionSpec());
     p.addOption(weightsOptionSpec());
     if (const auto exit = parseArguments(p, args)) return *exit;
@@ -230,6 +233,7 @@ int runBench(const QStringList& args) {
         const int promptTokens = intOption(p, "prompt-tokens", 1, 1 << 20);
         const int decodeTokens = intOption(p, "decode-tokens", 1, 1 << 20);
         if (p.isSet("threads")) pkvbench::setThreads(intOption(p, "threads", 1, 1024));
+        if (p.isSet(probe)) return pkvbench::runSgemmProbe(p.value(probe).toStdString());
         bool demo = false;
         const std::string dir = modelPathOrDemo(p.value("model"), &demo);
 
@@ -239,8 +243,9 @@ int runBench(const QStringList& args) {
             text = folder->config().text;
         }
         if (!p.isSet("json")) std::fprintf(stderr, "[measuring memory bandwidth and sgemm ...]\n");
-        const pkvbench::Limits limits = pkvbench::measureLimitsInChild(
+        pkvbench::Limits limits = pkvbench::measureLimitsInChild(
             {{promptTokens, text.hiddenSize, text.hiddenSize}, {promptTokens, text.intermediateSize, text.hiddenSize}});
+        pkvbench::measureSgemmWithOwnCore(limits, "/proc/self/exe");
 
         if (!p.isSet("json")) std::fprintf(stderr, "[loading %s ...]\n", dir.c_str());
         auto t0 = Clock::now();
@@ -306,6 +311,9 @@ int runBench(const QStringList& args) {
         nlohmann::json gemms = nlohmann::json::array();
         for (const pkvbench::GemmRate& g : limits.gemms)
             gemms.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"gflops", g.gflops}});
+        nlohmann::json gemmsOwn = nlohmann::json::array();
+        for (const pkvbench::GemmRate& g : limits.gemmsOwnCore)
+            gemmsOwn.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"gflops", g.gflops}});
         nlohmann::json j = {
             {"model", demo ? "demo" : dir},
             {"dtype", cost.dtype},
@@ -320,6 +328,9 @@ int runBench(const QStringList& args) {
                         {"read_gbps", limits.readGBps},
                         {"array_bytes", limits.arrayBytes},
                         {"sgemm", gemms},
+                        {"sgemm_openblas_core", limits.gemmCore},
+                        {"sgemm_own_core", gemmsOwn},
+                        {"sgemm_own_openblas_core", limits.gemmOwnCore},
                         {"sgemm_peak_gflops", limits.sgemmPeakGflops()}}},
             {"load_ms", loadMs},
             {"prefault_ms", prefaultMs},
@@ -365,7 +376,11 @@ int runBench(const QStringList& args) {
                     "triad, %.1f GB/s\n",
                     after.triadGBps, after.readGBps, triad);
         for (const pkvbench::GemmRate& g : limits.gemms)
-            std::printf("sgemm       M=%d N=%d K=%d: %.1f GFLOP/s\n", g.m, g.n, g.k, g.gflops);
+            std::printf("sgemm       M=%d N=%d K=%d: %.1f GFLOP/s (OpenBLAS, %s kernels%s)\n", g.m, g.n, g.k, g.gflops,
+                        limits.gemmCore.c_str(), limits.gemmsOwnCore.empty() ? "" : ", from OPENBLAS_CORETYPE");
+        for (const pkvbench::GemmRate& g : limits.gemmsOwnCore)
+            std::printf("            M=%d N=%d K=%d: %.1f GFLOP/s (OpenBLAS's own choice for this CPU, %s kernels)\n",
+                        g.m, g.n, g.k, g.gflops, limits.gemmOwnCore.c_str());
         std::printf("Load        %.0f ms, page-in of the weights %.0f ms (not timed below)\n", loadMs, prefaultMs);
         std::printf("Image       encode %.0f ms\n", st.imageEncodeMs);
         std::printf("Prefill     %lld tokens in %.0f ms: %.1f tok/s, %.1f GFLOP/s = %.0f%% of the sgemm peak\n",
