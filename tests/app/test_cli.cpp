@@ -16,8 +16,9 @@ struct Run {
     QByteArray out, err;
 };
 
-Run prefixkv(const QStringList& args) {
+Run prefixkv(const QStringList& args, const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment()) {
     QProcess p;
+    p.setProcessEnvironment(env);
     p.start(QStringLiteral(PKV_BINARY_DIR) + "/app/cli/prefixkv", args);
     if (!p.waitForFinished(120000)) qFatal("prefixkv did not finish");
     return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
@@ -155,6 +156,46 @@ private slots:
         QVERIFY(paired["median_ratio_to_read"].toDouble() > 0);
         QVERIFY(j["limits"].toObject()["triad_gbps_for_bound"].toDouble() >=
                 j["limits"].toObject()["triad_gbps"].toDouble());
+    }
+
+    // OPENBLAS_CORETYPE pins OpenBLAS's kernels (a machine image here sets Haswell on an AVX-512
+    // CPU); the bench then measures the sgemm shapes again in a process without it, names both
+    // kernel sets, and takes the peak over all of them. Prescott (SSE3) runs on any x86-64.
+    void benchSgemmPeakWithAndWithoutCoreType() {
+        QProcessEnvironment pinned = QProcessEnvironment::systemEnvironment();
+        pinned.insert("OPENBLAS_CORETYPE", "Prescott");
+        const Run r = prefixkv({"bench", "--model", fixtureModel(), "--prompt-tokens", "40", "--decode-tokens", "1",
+                                "--json"},
+                               pinned);
+        QCOMPARE(r.code, 0);
+        const QJsonObject limits = QJsonDocument::fromJson(r.out).object()["limits"].toObject();
+        QCOMPARE(limits["sgemm_openblas_core"].toString().toLower(), QString("prescott"));
+        const QJsonArray pinnedRates = limits["sgemm"].toArray(), ownRates = limits["sgemm_own_core"].toArray();
+        QCOMPARE(pinnedRates.size(), 2);
+        QCOMPARE(ownRates.size(), 2);
+        QVERIFY(!limits["sgemm_own_openblas_core"].toString().isEmpty());
+        double best = 0;
+        for (const QJsonArray& rates : {pinnedRates, ownRates})
+            for (const auto& g : rates) {
+                QCOMPARE(g.toObject()["m"].toInt(), 40);
+                QVERIFY(g.toObject()["gflops"].toDouble() > 0);
+                best = std::max(best, g.toObject()["gflops"].toDouble());
+            }
+        QCOMPARE(limits["sgemm_peak_gflops"].toDouble(), best);
+
+        QProcessEnvironment own = QProcessEnvironment::systemEnvironment();
+        own.remove("OPENBLAS_CORETYPE");
+        const Run plain = prefixkv({"bench", "--model", fixtureModel(), "--prompt-tokens", "40", "--decode-tokens", "1",
+                                    "--json"},
+                                   own);
+        QCOMPARE(plain.code, 0);
+        const QJsonObject plainLimits = QJsonDocument::fromJson(plain.out).object()["limits"].toObject();
+        QCOMPARE(plainLimits["sgemm_own_core"].toArray().size(), 0);  // nothing pinned: one measurement
+        QCOMPARE(plainLimits["sgemm_openblas_core"].toString(), limits["sgemm_own_openblas_core"].toString());
+
+        const Run bad = prefixkv({"bench", "--sgemm-probe", "40,x"});
+        QCOMPARE(bad.code, 2);
+        QVERIFY2(bad.err.contains("--sgemm-probe wants m,n,k;m,n,k"), bad.err.constData());
     }
 
     void infoJson() {
