@@ -151,11 +151,15 @@ private slots:
     }
 
     // The default cache of a 16-bit model stores f16 entries: every prompt logit and a 32-token
-    // greedy decode against transformers whose cache rounds the same way. Tolerance 1e-3: both
+    // greedy decode against transformers whose cache rounds the same way. Tolerance 2e-3: both
     // sides round keys and values that agree to float32 noise, but an entry within that noise of a
     // rounding boundary lands on the other f16 neighbour (2^-11 apart), which these deliberately
-    // wide random models amplify to 1.5-2.4e-4 on logits. The rounding itself moves logits by
-    // 8.5e-3 (gqa) and 1.1e-2 (mha), so a cache that did not round, or rounded wrongly, fails.
+    // wide random models amplify on logits. Which entries flip follows the summation order of the
+    // projections that made them: measured 1.4e-4 to 3.7e-4 (prompt) with OpenBLAS's SkylakeX
+    // kernels or the AVX-512 build's own GEMM, 1.15e-3 (mha prompt) and 5.8e-4 (decode) in the AVX2
+    // build under OPENBLAS_CORETYPE=Haswell (the machine image's setting). The rounding itself moves
+    // logits by 8.5e-3 (gqa) and 1.1e-2 (mha), so a cache that did not round, or rounded wrongly,
+    // still fails by a factor of four or more.
     void kvCacheF16() {
         QFETCH(QString, name);
         auto model = LlavaModel::load(pkvtest::str(modelDir(name)), {DeviceChoice::Cpu});
@@ -173,9 +177,9 @@ private slots:
         const Golden logits = golden(*gold, "logits");
         QCOMPARE(s.promptLogits().size(), logits.values.size());
         const float dLogits = maxAbsDiff(s.promptLogits().data(), logits.values.data(), logits.values.size());
-        QVERIFY2(dLogits <= 1e-3f, qPrintable(QString("prompt logits max|d| = %1").arg(dLogits)));
+        QVERIFY2(dLogits <= 2e-3f, qPrintable(QString("prompt logits max|d| = %1").arg(dLogits)));
 
-        followGreedyDecode(s, golden(*gold, "decode_logits"), ids(meta16["greedy_ids"].toArray()), 1e-3f);
+        followGreedyDecode(s, golden(*gold, "decode_logits"), ids(meta16["greedy_ids"].toArray()), 2e-3f);
     }
 
     // Auto keeps an f32 model's cache in f32; f16 can be asked for on any model and halves the bytes.
