@@ -81,7 +81,8 @@ int runInfo(const QStringList& args) {
         std::printf("Vision       CLIP ViT, %d of %d layers used, hidden %d, %dx%d px, patch %d -> %d image tokens\n",
                     c.visionLayersToRun(), v.numLayers, v.hiddenSize, v.imageSize, v.imageSize, v.patchSize,
                     c.imageTokens());
-        std::printf("Weights      %s on disk, memory-mapped\n", human(weights).c_str());
+        std::printf("Weights      %s on disk, mapped from the files by default (--weights memory reads them into RAM)\n",
+                    human(weights).c_str());
         std::printf("Device       %s\n", device.c_str());
         std::printf("KV cache     %s per token (%s), %s at the full context\n", human(kvPerToken).c_str(),
                     pkv::dtypeName(kvDtype), human(kvPerToken * t.maxPositions).c_str());

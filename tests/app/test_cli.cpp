@@ -211,6 +211,11 @@ private slots:
         QCOMPARE(j["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 4);
         const Run half = prefixkv({"info", "--model", fixtureModel(), "--json", "--kv-dtype", "f16"});
         QCOMPARE(QJsonDocument::fromJson(half.out).object()["kv_bytes_per_token"].toInt(), 3 * 2 * 2 * 16 * 2);
+        // The text says how generate will hold the weights, and how to choose otherwise.
+        const Run text = prefixkv({"info", "--model", fixtureModel()});
+        QCOMPARE(text.code, 0);
+        QVERIFY2(text.out.contains("mapped from the files by default (--weights memory reads them into RAM)"),
+                 text.out.constData());
     }
 
     // --weights memory: the same answer as mapped weights; the bench says which it measured.
