@@ -289,10 +289,30 @@ inline __m128 laneSums4(__m512 a, __m512 b, __m512 c, __m512 d) {
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-// Whether the four slices, widened once, stay in registers for all the group's heads: 16 zmm for
-// D = 64 (with the accumulators and q, within the 32); D = 128 would take all 32 and spill.
-template <int D>
-constexpr bool kHoldSlices = D / 16 * 4 <= 16;
+// The four slices of scores4 and weightedValues4 as zmm vectors: widened once and held in
+// registers for all the group's heads where they fit (16 zmm for D = 64, leaving room for the
+// accumulators and q), widened again from L1 at each use where they do not (D = 128 would take
+// all 32 registers and spill).
+template <int D, typename E>
+class HeldSlices {
+public:
+    static constexpr bool kHold = D / 16 * 4 <= 16;
+    HeldSlices(const E* slice, int64_t e) {
+        if constexpr (kHold)
+            for (int i = 0; i < 4; ++i)
+                for (int c = 0; c < D / 16; ++c) v_[i][c] = load16(slice + i * e + 16 * c);
+    }
+    // Columns 16c..16c+15 of slice i (the entry i * e elements after `slice`).
+    __m512 at(const E* slice, int64_t e, int i, int c) const {
+        if constexpr (kHold)
+            return v_[i][c];
+        else
+            return load16(slice + i * e + 16 * c);
+    }
+
+private:
+    __m512 v_[kHold ? 4 : 1][kHold ? D / 16 : 1];
+};
 
 // Four cache entries at a time, `step` entries apart (one from each of a range's four streams), one
 // KV head's slice of each (D values at `slice`, the next entry's `step * kvStride` further): the
@@ -303,37 +323,16 @@ template <int D, typename E>
 void scores4(const float* q, const E* slice, int64_t kvStride, int64_t step, int h0, int h1, float scale, float* S,
              int64_t len) {
     const int64_t e = step * kvStride;
-    if constexpr (kHoldSlices<D>) {
-        __m512 k[4][D / 16];
-        for (int i = 0; i < 4; ++i)
-            for (int c = 0; c < D / 16; ++c) k[i][c] = load16(slice + i * e + 16 * c);
-        for (int h = h0; h < h1; ++h) {
-            const float* qh = q + int64_t(h) * D;
-            __m512 a[4];
-            for (int i = 0; i < 4; ++i) a[i] = _mm512_mul_ps(k[i][0], _mm512_loadu_ps(qh));
-            for (int c = 1; c < D / 16; ++c) {
-                const __m512 qc = _mm512_loadu_ps(qh + 16 * c);
-                for (int i = 0; i < 4; ++i) a[i] = _mm512_fmadd_ps(k[i][c], qc, a[i]);
-            }
-            alignas(16) float sums[4];
-            _mm_store_ps(sums, _mm_mul_ps(laneSums4(a[0], a[1], a[2], a[3]), _mm_set1_ps(scale)));
-            float* row = S + int64_t(h) * len;
-            row[0] = sums[0], row[step] = sums[1], row[2 * step] = sums[2], row[3 * step] = sums[3];
-        }
-        return;
-    }
+    HeldSlices<D, E> keys(slice, e);
     for (int h = h0; h < h1; ++h) {
         const float* qh = q + int64_t(h) * D;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         for (int c = 0; c < D / 16; ++c) {
             const __m512 qc = _mm512_loadu_ps(qh + 16 * c);
-            a0 = _mm512_fmadd_ps(load16(slice + 16 * c), qc, a0);
-            a1 = _mm512_fmadd_ps(load16(slice + e + 16 * c), qc, a1);
-            a2 = _mm512_fmadd_ps(load16(slice + 2 * e + 16 * c), qc, a2);
-            a3 = _mm512_fmadd_ps(load16(slice + 3 * e + 16 * c), qc, a3);
+            for (int i = 0; i < 4; ++i) a[i] = _mm512_fmadd_ps(keys.at(slice, e, i, c), qc, a[i]);
         }
         alignas(16) float sums[4];
-        _mm_store_ps(sums, _mm_mul_ps(laneSums4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+        _mm_store_ps(sums, _mm_mul_ps(laneSums4(a[0], a[1], a[2], a[3]), _mm_set1_ps(scale)));
         float* row = S + int64_t(h) * len;
         row[0] = sums[0], row[step] = sums[1], row[2 * step] = sums[2], row[3 * step] = sums[3];
     }
@@ -343,36 +342,15 @@ template <int D, typename E>
 void weightedValues4(const E* slice, int64_t kvStride, int64_t step, int h0, int h1, const float* S, int64_t len,
                      float* o) {
     const int64_t e = step * kvStride;
-    if constexpr (kHoldSlices<D>) {
-        __m512 v[4][D / 16];
-        for (int i = 0; i < 4; ++i)
-            for (int c = 0; c < D / 16; ++c) v[i][c] = load16(slice + i * e + 16 * c);
-        for (int h = h0; h < h1; ++h) {
-            const float* p = S + int64_t(h) * len;
-            const __m512 p0 = _mm512_set1_ps(p[0]), p1 = _mm512_set1_ps(p[step]), p2 = _mm512_set1_ps(p[2 * step]),
-                         p3 = _mm512_set1_ps(p[3 * step]);
-            float* oh = o + int64_t(h) * D;
-            for (int c = 0; c < D / 16; ++c) {
-                __m512 acc = _mm512_fmadd_ps(p0, v[0][c], _mm512_loadu_ps(oh + 16 * c));
-                acc = _mm512_fmadd_ps(p1, v[1][c], acc);
-                acc = _mm512_fmadd_ps(p2, v[2][c], acc);
-                acc = _mm512_fmadd_ps(p3, v[3][c], acc);
-                _mm512_storeu_ps(oh + 16 * c, acc);
-            }
-        }
-        return;
-    }
+    HeldSlices<D, E> values(slice, e);
     for (int h = h0; h < h1; ++h) {
         const float* p = S + int64_t(h) * len;
-        const __m512 p0 = _mm512_set1_ps(p[0]), p1 = _mm512_set1_ps(p[step]), p2 = _mm512_set1_ps(p[2 * step]),
-                     p3 = _mm512_set1_ps(p[3 * step]);
+        const __m512 pe[4] = {_mm512_set1_ps(p[0]), _mm512_set1_ps(p[step]), _mm512_set1_ps(p[2 * step]),
+                              _mm512_set1_ps(p[3 * step])};
         float* oh = o + int64_t(h) * D;
         for (int c = 0; c < D / 16; ++c) {
             __m512 acc = _mm512_loadu_ps(oh + 16 * c);
-            acc = _mm512_fmadd_ps(p0, load16(slice + 16 * c), acc);
-            acc = _mm512_fmadd_ps(p1, load16(slice + e + 16 * c), acc);
-            acc = _mm512_fmadd_ps(p2, load16(slice + 2 * e + 16 * c), acc);
-            acc = _mm512_fmadd_ps(p3, load16(slice + 3 * e + 16 * c), acc);
+            for (int i = 0; i < 4; ++i) acc = _mm512_fmadd_ps(pe[i], values.at(slice, e, i, c), acc);
             _mm512_storeu_ps(oh + 16 * c, acc);
         }
     }
@@ -411,10 +389,10 @@ void weightedValues4(const E* slice, int64_t kvStride, int64_t step, int h0, int
 // dimension when known at compile time (64 and 128 cover LLaMA and CLIP): one entry at a time, a
 // KV head's slice of the row is loaded into registers once and dotted with each query head of its
 // group; four at a time, the four slices are widened once and held in registers for all the
-// group's heads where they fit (D = 64: AMD Zen 5 VM, 1.1B shape, 600 entries, in the model,
-// alternating runs: 41-54 -> 32-43 us per layer), and each head widens them again from L1 where
-// they do not (D = 128; widening them once into an f32 scratch instead made the 1.1B shape slower
-// on Zen 4); 0 reads d from s and runs plain loops.
+// group's heads where they fit (HeldSlices; D = 64: AMD Zen 5 VM, 1.1B shape, 600 entries, in the
+// model, alternating runs: 41-54 -> 32-43 us per layer), and each head widens them again from L1
+// where they do not (D = 128; widening them once into an f32 scratch instead made the 1.1B shape
+// slower on Zen 4); 0 reads d from s and runs plain loops.
 template <int D, typename E>
 void attentionDecode(const float* q, const E* k, const E* v, int64_t nk, int64_t kvStride, const AttentionShape& s,
                      float* out, float* importance, float* window) {
