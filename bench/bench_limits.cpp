@@ -85,6 +85,20 @@ double gemmGflops(int m, int n, int k) {
     return 2.0 * double(m) * double(n) * double(k) / best / 1e9;
 }
 
+// The kernels OpenBLAS runs in this process, as openblas_get_corename() names them.
+std::string openBlasCore() {
+    const char* core = openblas_get_corename();
+    return core ? core : "unknown";
+}
+
+// Shapes as the probe's argument: "m,n,k;m,n,k".
+std::string shapesArgument(const std::vector<GemmRate>& shapes) {
+    std::ostringstream out;
+    for (size_t i = 0; i < shapes.size(); ++i)
+        out << (i ? ";" : "") << shapes[i].m << ',' << shapes[i].n << ',' << shapes[i].k;
+    return out.str();
+}
+
 }  // namespace
 
 TriadProbe::TriadProbe(int64_t arrayBytes)
@@ -110,13 +124,6 @@ double Limits::sgemmPeakGflops() const {
     return best;
 }
 
-std::string shapesArgument(const std::vector<GemmRate>& shapes) {
-    std::ostringstream out;
-    for (size_t i = 0; i < shapes.size(); ++i)
-        out << (i ? ";" : "") << shapes[i].m << ',' << shapes[i].n << ',' << shapes[i].k;
-    return out.str();
-}
-
 int runSgemmProbe(const std::string& shapes) {
     std::vector<GemmRate> parsed;
     std::istringstream in(shapes);
@@ -128,8 +135,7 @@ int runSgemmProbe(const std::string& shapes) {
         }
         parsed.push_back(g);
     }
-    const char* core = openblas_get_corename();
-    std::printf("%s\n", core ? core : "unknown");
+    std::printf("%s\n", openBlasCore().c_str());
     for (const GemmRate& g : parsed) std::printf("%.3f\n", gemmGflops(g.m, g.n, g.k));
     return 0;
 }
@@ -192,8 +198,7 @@ Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
         g.gflops = gemmGflops(g.m, g.n, g.k);
         out.gemms.push_back(g);
     }
-    const char* core = openblas_get_corename();
-    out.gemmCore = core ? core : "unknown";
+    out.gemmCore = openBlasCore();
     return out;
 }
 
@@ -226,8 +231,7 @@ Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBy
     if (got != want || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         throw std::runtime_error("measuring the machine's limits failed in the child process");
     Limits out;
-    const char* core = openblas_get_corename();  // the same library, loaded before the fork
-    out.gemmCore = core ? core : "unknown";
+    out.gemmCore = openBlasCore();  // the same library, loaded before the fork
     out.threads = int(msg[0]);
     out.arrayBytes = arrayBytes;
     out.triadGBps = msg[1];

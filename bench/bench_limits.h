@@ -52,7 +52,6 @@ Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBy
 void measureSgemmWithOwnCore(Limits& limits, const char* exe);
 // The probe's side: `shapes` as "m,n,k;m,n,k"; prints the core name, then GFLOP/s per shape, one a line.
 int runSgemmProbe(const std::string& shapes);
-std::string shapesArgument(const std::vector<GemmRate>& shapes);
 
 // A triad that can be run again and again beside the work it is a yardstick for: the bandwidth
 // of a shared machine moves (here between about 30 and 55 GB/s within minutes), so a decode step

@@ -308,12 +308,11 @@ int runBench(const QStringList& args) {
         const double kvBytes = cost.kvBytesPerCachedToken * (double(st.promptTokens) + decodeTokens / 2.0);
         const double boundWithKvTps = triad * 1e9 / (cost.weightBytesPerToken + kvBytes);
 
-        nlohmann::json gemms = nlohmann::json::array();
-        for (const pkvbench::GemmRate& g : limits.gemms)
-            gemms.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"gflops", g.gflops}});
-        nlohmann::json gemmsOwn = nlohmann::json::array();
-        for (const pkvbench::GemmRate& g : limits.gemmsOwnCore)
-            gemmsOwn.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"gflops", g.gflops}});
+        auto gemmsJson = [](const std::vector<pkvbench::GemmRate>& rates) {
+            nlohmann::json a = nlohmann::json::array();
+            for (const pkvbench::GemmRate& g : rates) a.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"gflops", g.gflops}});
+            return a;
+        };
         nlohmann::json j = {
             {"model", demo ? "demo" : dir},
             {"dtype", cost.dtype},
@@ -327,9 +326,9 @@ int runBench(const QStringList& args) {
                         {"triad_counts_write_allocate", false},
                         {"read_gbps", limits.readGBps},
                         {"array_bytes", limits.arrayBytes},
-                        {"sgemm", gemms},
+                        {"sgemm", gemmsJson(limits.gemms)},
                         {"sgemm_openblas_core", limits.gemmCore},
-                        {"sgemm_own_core", gemmsOwn},
+                        {"sgemm_own_core", gemmsJson(limits.gemmsOwnCore)},
                         {"sgemm_own_openblas_core", limits.gemmOwnCore},
                         {"sgemm_peak_gflops", limits.sgemmPeakGflops()}}},
             {"load_ms", loadMs},

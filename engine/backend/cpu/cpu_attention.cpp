@@ -297,20 +297,22 @@ template <int D, typename E>
 class HeldSlices {
 public:
     static constexpr bool kHold = D / 16 * 4 <= 16;
-    HeldSlices(const E* slice, int64_t e) {
+    HeldSlices(const E* slice, int64_t e) : slice_(slice), e_(e) {
         if constexpr (kHold)
             for (int i = 0; i < 4; ++i)
                 for (int c = 0; c < D / 16; ++c) v_[i][c] = load16(slice + i * e + 16 * c);
     }
     // Columns 16c..16c+15 of slice i (the entry i * e elements after `slice`).
-    __m512 at(const E* slice, int64_t e, int i, int c) const {
+    __m512 at(int i, int c) const {
         if constexpr (kHold)
             return v_[i][c];
         else
-            return load16(slice + i * e + 16 * c);
+            return load16(slice_ + i * e_ + 16 * c);
     }
 
 private:
+    const E* slice_;
+    int64_t e_;
     __m512 v_[kHold ? 4 : 1][kHold ? D / 16 : 1];
 };
 
@@ -329,7 +331,7 @@ void scores4(const float* q, const E* slice, int64_t kvStride, int64_t step, int
         __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         for (int c = 0; c < D / 16; ++c) {
             const __m512 qc = _mm512_loadu_ps(qh + 16 * c);
-            for (int i = 0; i < 4; ++i) a[i] = _mm512_fmadd_ps(keys.at(slice, e, i, c), qc, a[i]);
+            for (int i = 0; i < 4; ++i) a[i] = _mm512_fmadd_ps(keys.at(i, c), qc, a[i]);
         }
         alignas(16) float sums[4];
         _mm_store_ps(sums, _mm_mul_ps(laneSums4(a[0], a[1], a[2], a[3]), _mm_set1_ps(scale)));
@@ -350,7 +352,7 @@ void weightedValues4(const E* slice, int64_t kvStride, int64_t step, int h0, int
         float* oh = o + int64_t(h) * D;
         for (int c = 0; c < D / 16; ++c) {
             __m512 acc = _mm512_loadu_ps(oh + 16 * c);
-            for (int i = 0; i < 4; ++i) acc = _mm512_fmadd_ps(pe[i], values.at(slice, e, i, c), acc);
+            for (int i = 0; i < 4; ++i) acc = _mm512_fmadd_ps(pe[i], values.at(i, c), acc);
             _mm512_storeu_ps(oh + 16 * c, acc);
         }
     }
