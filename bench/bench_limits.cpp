@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstring>
 #include <cstdio>
 #include <memory>
@@ -153,7 +154,11 @@ void measureSgemmWithOwnCore(Limits& limits, const char* exe) {
     char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), a4.data(), a5.data(), nullptr};
 
     int fds[2];
-    if (pipe(fds) != 0) return;
+    if (pipe(fds) != 0) {
+        std::fprintf(stderr, "[the sgemm probe without OPENBLAS_CORETYPE could not start: %s; the peak is the %s kernels' alone]\n",
+                     std::strerror(errno), limits.gemmCore.c_str());
+        return;
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);

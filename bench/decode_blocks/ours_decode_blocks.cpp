@@ -1,10 +1,11 @@
 // Our engine under the decode-block protocol (decode_blocks.h): a short text prompt, then blocks
 // of greedy steps, each block after its own triad.
-//   ours_decode_blocks MODEL_DIR [blocks=10] [steps=16]
+//   ours_decode_blocks MODEL_DIR [blocks=10] [steps=16] [mapped|memory]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "bench/decode_blocks/decode_blocks.h"
@@ -14,13 +15,14 @@
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s MODEL_DIR [blocks] [steps]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s MODEL_DIR [blocks] [steps] [mapped|memory]\n", argv[0]);
         return 2;
     }
     try {
         const int blocks = argc > 2 ? std::atoi(argv[2]) : 10, steps = argc > 3 ? std::atoi(argv[3]) : 16;
         pkv::LoadOptions load;
         load.device = pkv::DeviceChoice::Cpu;
+        if (argc > 4 && std::string(argv[4]) == "memory") load.weights = pkv::WeightStorage::Memory;
         auto model = pkv::LlavaModel::load(argv[1], load);
         const double bytes = pkvbench::decoderCost(model->folder(), model->kvDtype()).weightBytesPerToken;
         std::printf("ours: %.3f GB of weights per token\n", bytes / 1e9);
