@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <string>
 #include <vector>
 
 #include "bench/decode_blocks/decode_blocks.h"
@@ -22,7 +21,10 @@ int main(int argc, char** argv) {
         const int blocks = argc > 2 ? std::atoi(argv[2]) : 10, steps = argc > 3 ? std::atoi(argv[3]) : 16;
         pkv::LoadOptions load;
         load.device = pkv::DeviceChoice::Cpu;
-        if (argc > 4 && std::string(argv[4]) == "memory") load.weights = pkv::WeightStorage::Memory;
+        if (argc > 4 && !pkv::parseWeightStorage(argv[4], load.weights)) {
+            std::fprintf(stderr, "the fourth argument says where the weights live: mapped or memory, not \"%s\"\n", argv[4]);
+            return 2;
+        }
         auto model = pkv::LlavaModel::load(argv[1], load);
         const double bytes = pkvbench::decoderCost(model->folder(), model->kvDtype()).weightBytesPerToken;
         std::printf("ours: %.3f GB of weights per token\n", bytes / 1e9);
