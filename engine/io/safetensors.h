@@ -45,9 +45,10 @@ public:
     size_t fileBytes() const { return size_; }
 
     // Replaces the mapping of the file with a copy of it in the process's own memory (anonymous,
-    // 2 MiB pages where the kernel has them), read in blocks; every TensorView then points into
-    // the copy. `progress` is called after each block with the bytes read so far and may throw
-    // (to cancel), which leaves the file mapped as before. Throws pkv::Error naming the file when
+    // 2 MiB pages where the kernel has them), read in 64 MiB blocks by several threads at once;
+    // every TensorView then points into the copy. `progress` is called on the calling thread with
+    // the bytes read so far, several times a second, and may throw (to cancel), which stops the
+    // readers and leaves the file mapped as before. Throws pkv::Error naming the file when
     // the memory cannot be had or the file cannot be read.
     void readIntoMemory(const std::function<void(size_t bytesRead)>& progress = {});
     bool inMemory() const { return inMemory_; }

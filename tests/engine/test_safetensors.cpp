@@ -4,7 +4,9 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "common/paths.h"
 #include "engine/common/error.h"
@@ -126,6 +128,50 @@ private slots:
         QVERIFY(std::memcmp(f->find("w")->data, w, 24) == 0);
         QVERIFY(std::memcmp(f->find("b")->data, b, 8) == 0);
         QCOMPARE(f->find("b")->shape, (std::vector<int64_t>{4}));
+    }
+
+    // A file of several 64 MiB blocks, read by several readers at once: every byte lands where it
+    // belongs (a block written to the wrong place, or twice, or not at all, shows as a position
+    // whose value is not its own index), and progress rises to the file's size.
+    void readIntoMemoryInSeveralBlocks() {
+        const int64_t n = (int64_t(150) << 20) / 4;  // 150 MiB of int32: three blocks
+        QByteArray data(qsizetype(n * 4), '\0');
+        auto* v = reinterpret_cast<int32_t*>(data.data());
+        for (int64_t i = 0; i < n; ++i) v[i] = int32_t(i);
+        const QByteArray header = QByteArray(R"({"v":{"dtype":"I32","shape":[)") + QByteArray::number(qint64(n)) +
+                                  R"(],"data_offsets":[0,)" + QByteArray::number(qint64(n * 4)) + "]}}";
+        const QString path = write("big.safetensors", blob(header, data));
+        data.clear();
+        auto f = pkv::SafetensorsFile::open(str(path));
+        std::vector<size_t> progress;
+        f->readIntoMemory([&](size_t done) { progress.push_back(done); });
+        QFile::remove(path);
+        QVERIFY(f->inMemory());
+        QVERIFY(!progress.empty());
+        QVERIFY(std::is_sorted(progress.begin(), progress.end()));
+        QCOMPARE(progress.back(), f->fileBytes());
+        const auto* got = reinterpret_cast<const int32_t*>(f->find("v")->data);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < n; ++i) wrong += got[i] != int32_t(i);
+        QCOMPARE(wrong, int64_t(0));
+    }
+
+    // A file that became shorter after it was opened is refused with a sentence, and stays mapped.
+    void readIntoMemoryOfAShrunkFileFails() {
+        const float w[6] = {1, 2, 3, 4, 5, 6};
+        const QByteArray header = R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})";
+        const QString path = write("shrinks.safetensors", blob(header, bytesOf(w, 24)));
+        auto f = pkv::SafetensorsFile::open(str(path));
+        QVERIFY(QFile::resize(path, 8));
+        QString msg;
+        try {
+            f->readIntoMemory();
+        } catch (const pkv::Error& e) {
+            msg = QString::fromStdString(e.what());
+        }
+        QVERIFY2(msg.contains("became shorter while it was being read into memory"), qPrintable(msg));
+        QVERIFY2(msg.contains("shrinks.safetensors"), qPrintable(msg));
+        QVERIFY(!f->inMemory());
     }
 
     void headerOnlyFileHasNoTensors() {
