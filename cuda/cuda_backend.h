@@ -21,6 +21,7 @@ public:
     ~CudaBackend() override;
 
     std::string name() const override { return "cuda"; }
+    bool readsHostWeights() const override { return false; }  // weight() uploads them
     const std::string& deviceName() const { return ctx_->deviceName(); }
     cudaStream_t stream() const { return ctx_->stream(); }
     // Bytes of device memory held by uploaded weights.

@@ -90,6 +90,7 @@ struct ModelSummary {
     int64_t kvBytesPerToken = 0;
     QString kvDtype;  // "F32" or "F16": what the cache stores
     bool weightsInMemory = false;  // read into the process (WeightStorage::Memory), else mapped
+    QString weightsNote;           // why they are not where the setting asked ("" when they are)
     int64_t estimatedBytes = 0;
 };
 

@@ -77,6 +77,7 @@ void EngineWorker::loadModel(const QString& dir, bool demo, int device) {
         ModelSummary s = summarizeFolder(model_->folder(), demo, model_->kvDtype());
         s.device = q(model_->backend().name());
         s.deviceReason = q(model_->deviceReason());
+        s.weightsNote = q(model_->weightsNote());
         emit modelLoaded(s);
     } catch (const pkv::Cancelled&) {
         emit loadCancelled();

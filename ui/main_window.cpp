@@ -264,7 +264,8 @@ void MainWindow::connectWorker() {
         metrics_->setModel(s);
         stepHeatmap_->reset(s.layers);
         showMessage(QString("Model loaded on %1; KV cache in %2; weights %3.")
-                        .arg(s.device, s.kvDtype, s.weightsInMemory ? "read into memory" : "mapped from their files"),
+                            .arg(s.device, s.kvDtype, s.weightsInMemory ? "read into memory" : "mapped from their files") +
+                        (s.weightsNote.isEmpty() ? QString() : " " + s.weightsNote),
                     false);
     });
     connect(worker_, &EngineWorker::loadFailed, this, [this, loadEnded](const QString& s) {

@@ -128,6 +128,7 @@ int runGenerate(const QStringList& args) {
         auto model = pkv::LlavaModel::load(dir, load);
         if (demo && !json)
             std::fprintf(stderr, "[demo model: tiny random weights, the answer is meaningless; use --model DIR]\n");
+        if (!model->weightsNote().empty() && !json) std::fprintf(stderr, "[%s]\n", model->weightsNote().c_str());
 
         const std::string prompt = pkv::applyChatTemplate(
             tmpl, instruction.toStdString(), withImage,
@@ -149,6 +150,8 @@ int runGenerate(const QStringList& args) {
             nlohmann::json out = {{"model", demo ? "demo" : dir},
                                   {"device", model->backend().name()},
                                   {"device_reason", model->deviceReason()},
+                                  {"weights", model->folder().weightsInMemory() ? "memory" : "mapped"},
+                                  {"weights_note", model->weightsNote()},
                                   {"kv_dtype", pkv::dtypeName(model->kvDtype())},
                                   {"policy", pkv::describePolicy(policy)},
                                   {"prompt", prompt},

@@ -129,6 +129,9 @@ public:
     // A cache whose entries are stored as `dtype`; only dtypes supportsKvDtype() accepts.
     virtual std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth, DType dtype) = 0;
     virtual bool supportsKvDtype(DType dtype) const { return dtype == DType::F32; }
+    // Whether the ops read the host bytes weight() was given (the cpu backend), rather than a copy
+    // the backend made of them (CUDA: in device memory), after which the host bytes are not read.
+    virtual bool readsHostWeights() const { return true; }
 
     // y[i,:] = table[ids[i],:]
     virtual void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) = 0;

@@ -35,6 +35,7 @@ public:
     Weight weight(const TensorView& view, int64_t rows, int64_t cols) override;
     std::unique_ptr<KvCache> createKvCache(int numLayers, int entryWidth, DType dtype) override;
     bool supportsKvDtype(DType dtype) const override { return inner_->supportsKvDtype(dtype); }
+    bool readsHostWeights() const override { return inner_->readsHostWeights(); }
     void embedRows(const Weight& table, const std::vector<int>& ids, Tensor& y) override;
     void linear(const Tensor& x, const Weight& w, const Weight* bias, Tensor& y) override;
     void linearMany(const Tensor& x, const std::vector<LinearOut>& outs) override;

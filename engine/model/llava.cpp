@@ -48,11 +48,18 @@ std::shared_ptr<LlavaModel> LlavaModel::load(const std::string& dir, const LoadO
     m->folder_ = ModelFolder::open(dir);
     step(0.1, "Loading the tokenizer");
     m->tokenizer_ = Tokenizer::load(m->folder_->tokenizerModelPath(), dir);
-    if (options.weights == WeightStorage::Memory)
-        m->folder_->readWeightsIntoMemory([&](double f) { step(0.1 + 0.1 * f, "Reading the weights into memory"); });
 
     BackendChoice choice = chooseBackend(options.device, int64_t(m->folder_->weightBytes()));
     m->backend_ = std::move(choice.backend);
+    // A backend that copies the weights (CUDA, to the device) reads the host bytes once, while the
+    // model loads: a copy in RAM would only hold memory for the model's lifetime.
+    if (options.weights == WeightStorage::Memory) {
+        if (m->backend_->readsHostWeights())
+            m->folder_->readWeightsIntoMemory([&](double f) { step(0.1 + 0.1 * f, "Reading the weights into memory"); });
+        else
+            m->weightsNote_ = "The weights stay mapped from their files: the " + m->backend_->name() +
+                              " backend keeps its own copy of them, so a copy in memory would only take memory.";
+    }
     if (options.profileOps) {
         auto profiler = std::make_unique<ProfilingBackend>(std::move(m->backend_));
         m->profiler_ = profiler.get();

@@ -47,7 +47,8 @@ enum class WeightStorage {
     // a KVM guest, file pages filled by the disk's DMA streamed 11-30% slower than the same bytes
     // copied by the CPU (a 7B decode GEMV 27.7 vs 30.8 GB/s; plain reads 21.8 vs 31.7 on another
     // day's page cache; bench/README.md). Needs the weights' size free
-    // (ModelFolder::readWeightsIntoMemory).
+    // (ModelFolder::readWeightsIntoMemory). A backend that keeps its own copy (CUDA) leaves them
+    // mapped, and LlavaModel::weightsNote() says so.
     Memory,
 };
 // "mapped", "memory" (the CLI's and the settings' spelling); false for anything else.
@@ -81,6 +82,8 @@ public:
     DType kvDtype() const { return decoder_->kvDtype(); }
     // Why the backend is what it is ("cpu: no CUDA device found", ...).
     const std::string& deviceReason() const { return deviceReason_; }
+    // Why the weights are not where LoadOptions::weights asked ("" when they are).
+    const std::string& weightsNote() const { return weightsNote_; }
 
     std::vector<float> preprocess(const RgbImage& image, ImageMode mode) const;
     // Vision tower + projector: [imageTokens, textHidden].
@@ -95,6 +98,7 @@ private:
     std::unique_ptr<Backend> backend_;
     ProfilingBackend* profiler_ = nullptr;  // owned by backend_ when profiling
     std::string deviceReason_;
+    std::string weightsNote_;
     std::unique_ptr<ClipVisionTower> vision_;
     std::unique_ptr<Projector> projector_;
     std::unique_ptr<LlamaDecoder> decoder_;

@@ -227,6 +227,8 @@ private slots:
                                     "--max-new-tokens", "6", "--ignore-eos", "--json", "--weights", choices[i]});
             QCOMPARE(r.code, 0);
             runs[i] = QJsonDocument::fromJson(r.out).object();
+            QCOMPARE(runs[i]["weights"].toString(), QString(choices[i]));  // where they were, not where asked
+            QCOMPARE(runs[i]["weights_note"].toString(), QString());
         }
         QCOMPARE(runs[0]["token_ids"].toArray().size(), 6);
         QCOMPARE(runs[1]["token_ids"].toArray(), runs[0]["token_ids"].toArray());

@@ -18,6 +18,8 @@
 
 #include "common/errors.h"
 #include "common/paths.h"
+#include "engine/backend/profiling_backend.h"
+#include "engine/backend/registry.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/llava.h"
 #include "engine/session.h"
@@ -262,6 +264,43 @@ private slots:
         QVERIFY(parseWeightStorage("memory", w) && w == WeightStorage::Memory);
         QVERIFY(!parseWeightStorage("ram", w));
         QCOMPARE(w, WeightStorage::Memory);  // untouched on failure
+    }
+
+    // A backend that keeps its own copy of the weights (as CUDA does, in device memory) is not
+    // given a second one in RAM: the folder stays mapped, the model says why, and the logits are
+    // the cpu backend's. The cpu backend still reads them into memory, with nothing to say.
+    void memoryStorageSkippedForABackendWithItsOwnCopy() {
+        struct OwnCopy : ProfilingBackend {
+            OwnCopy() : ProfilingBackend(createCpuBackend()) {}
+            std::string name() const override { return "own-copy"; }
+            bool readsHostWeights() const override { return false; }
+        };
+        registerCudaFactory([](int64_t) { return BackendChoice{std::make_unique<OwnCopy>(), "own-copy: a test's"}; });
+        struct Unregister {
+            ~Unregister() { registerCudaFactory({}); }
+        } unregister;
+
+        const std::string dir = pkvtest::str(modelDir("tiny-gqa-f16"));
+        LoadOptions options;  // device auto: the registered factory's backend
+        options.weights = WeightStorage::Memory;
+        auto own = LlavaModel::load(dir, options);
+        QCOMPARE(QString::fromStdString(own->backend().name()), QString("own-copy"));
+        QVERIFY(!own->folder().weightsInMemory());
+        const QString note = QString::fromStdString(own->weightsNote());
+        QVERIFY2(note.contains("stay mapped") && note.contains("own-copy backend keeps its own copy"), qPrintable(note));
+
+        options.device = DeviceChoice::Cpu;
+        auto cpu = LlavaModel::load(dir, options);
+        QVERIFY(cpu->folder().weightsInMemory());
+        QVERIFY(cpu->weightsNote().empty());
+
+        Session a(own), b(cpu);
+        a.keepAllPromptLogits(true);
+        b.keepAllPromptLogits(true);
+        a.prefill("USER: hello ASSISTANT:", nullptr);
+        b.prefill("USER: hello ASSISTANT:", nullptr);
+        QVERIFY(!a.promptLogits().empty());
+        QCOMPARE(a.promptLogits(), b.promptLogits());
     }
 
     // The same continuation through the public generate() loop, from the image file on disk.
