@@ -14,6 +14,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -65,7 +66,7 @@ struct Mapping {
 // kReaders threads. A disk, virtual or NVMe, serves several requests at once faster than one:
 // 2.8 GB from a cold page cache on the Zen 5 VM's virtual disk, one reader 0.49-0.86 GB/s, two
 // 1.57, four 1.70, eight 1.63 (bench/README.md). The calling thread reports the bytes read so far
-// to `progress`, which may throw (a cancel): the readers stop after their current block and the
+// to `progress`, which may throw (a cancel): the readers stop after their current read and the
 // exception goes on. Returns what went wrong ("could not be read ...") or "" when all was read.
 std::string readInParallel(int fd, char* dst, size_t size, const std::function<void(size_t)>& progress) {
     constexpr size_t kBlock = size_t(64) << 20;
@@ -107,7 +108,17 @@ std::string readInParallel(int fd, char* dst, size_t size, const std::function<v
         std::atomic<bool>& stop;
         ~StopOnExit() { stop = true; }
     } stopOnExit{stop};
-    for (size_t i = 0, n = running; i < n; ++i) readers.emplace_back(reader);
+    const size_t wanted = running;
+    try {
+        while (readers.size() < wanted) readers.emplace_back(reader);
+    } catch (const std::system_error&) {  // no more threads to be had: those started read it all
+        std::lock_guard lock(mutex);
+        running -= wanted - readers.size();
+    }
+    if (readers.empty() && wanted > 0) {  // not even one: the calling thread reads, reporting at the end
+        running = 1;
+        reader();
+    }
 
     size_t reported = 0;
     std::unique_lock lock(mutex);
