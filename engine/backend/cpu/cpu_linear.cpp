@@ -3,7 +3,7 @@
 // Decode (few rows of x) is bound by reading W from memory once: each weight row is converted
 // and dotted in one pass, rows split across threads. Prefill (many rows) is bound by arithmetic:
 // 16-bit weights go to gemm16 (cpu_gemm16.cpp), which widens W while packing it; f32 weights, and
-// 16-bit ones on builds without AVX-512, go to OpenBLAS: each thread takes a block of W's rows,
+// 16-bit ones on builds without AVX2/AVX-512 with FMA and F16C, go to OpenBLAS: each thread takes a block of W's rows,
 // converts it to f32 in panels (never the whole model, at most kPanelBytes per thread at a time)
 // and multiplies with single-threaded sgemm.
 // Threads come from OpenMP alone: OpenBLAS's own pool is set to one thread, because two pools
