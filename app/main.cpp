@@ -4,14 +4,14 @@
 #include <QCommandLineParser>
 #include <QIcon>
 
-#include "engine/common/threading.h"
+#include "engine/common/process_environment.h"
 #include "ui/main_window.h"
 #ifdef PKV_HAVE_CUDA
 #include "cuda/register.h"
 #endif
 
 int main(int argc, char** argv) {
-    pkv::ensureThreadingEnvironment(argv);
+    pkv::ensureProcessEnvironment(argv);
 #ifdef PKV_HAVE_CUDA
     pkv::cuda::registerBackend();  // the device readout then says which device, or why not
 #endif

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/common/openblas_core.h"
+
 namespace pkvbench {
 namespace {
 
@@ -86,12 +88,6 @@ double gemmGflops(int m, int n, int k) {
     return 2.0 * double(m) * double(n) * double(k) / best / 1e9;
 }
 
-// The kernels OpenBLAS runs in this process, as openblas_get_corename() names them.
-std::string openBlasCore() {
-    const char* core = openblas_get_corename();
-    return core ? core : "unknown";
-}
-
 // Shapes as the probe's argument: "m,n,k;m,n,k".
 std::string shapesArgument(const std::vector<GemmRate>& shapes) {
     std::ostringstream out;
@@ -136,16 +132,20 @@ int runSgemmProbe(const std::string& shapes) {
         }
         parsed.push_back(g);
     }
-    std::printf("%s\n", openBlasCore().c_str());
+    std::printf("%s\n", pkv::openBlasCore().c_str());
     for (const GemmRate& g : parsed) std::printf("%.3f\n", gemmGflops(g.m, g.n, g.k));
     return 0;
 }
 
 void measureSgemmWithOwnCore(Limits& limits, const char* exe) {
-    if (!std::getenv("OPENBLAS_CORETYPE") || limits.gemms.empty()) return;
+    if (!pkv::openBlasCorePinnedByUser() || limits.gemms.empty()) return;
+    // The child gets neither variable, and so the kernels prefixkv runs when nobody pins them: its
+    // main() asks for better ones where OpenBLAS does not know the CPU.
+    const std::string ours = std::string(pkv::kOpenBlasCoreSetBy) + "=";
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e)
-        if (std::strncmp(*e, "OPENBLAS_CORETYPE=", 18) != 0) env.emplace_back(*e);
+        if (std::strncmp(*e, "OPENBLAS_CORETYPE=", 18) != 0 && std::strncmp(*e, ours.c_str(), ours.size()) != 0)
+            env.emplace_back(*e);
     std::vector<char*> envp;
     for (std::string& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
@@ -203,7 +203,7 @@ Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
         g.gflops = gemmGflops(g.m, g.n, g.k);
         out.gemms.push_back(g);
     }
-    out.gemmCore = openBlasCore();
+    out.gemmCore = pkv::openBlasCore();
     return out;
 }
 
@@ -236,7 +236,7 @@ Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBy
     if (got != want || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         throw std::runtime_error("measuring the machine's limits failed in the child process");
     Limits out;
-    out.gemmCore = openBlasCore();  // the same library, loaded before the fork
+    out.gemmCore = pkv::openBlasCore();  // the same library, loaded before the fork
     out.threads = int(msg[0]);
     out.arrayBytes = arrayBytes;
     out.triadGBps = msg[1];

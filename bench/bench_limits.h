@@ -24,8 +24,9 @@ struct Limits {
     double readGBps = 0;
     std::vector<GemmRate> gemms;  // at the prefill shapes
     std::string gemmCore;         // the OpenBLAS kernels they ran on (openblas_get_corename())
-    // Where OPENBLAS_CORETYPE chose those kernels: the same shapes in a process without it, on the
-    // kernels OpenBLAS picks for this CPU itself (empty when the variable is unset or that failed).
+    // Where the user's OPENBLAS_CORETYPE chose those kernels: the same shapes in a process without
+    // it, on the kernels prefixkv runs unpinned (OpenBLAS's own pick, or a better one where OpenBLAS
+    // does not know the CPU: engine/common/openblas_core.h). Empty when nothing is pinned or that failed.
     std::vector<GemmRate> gemmsOwnCore;
     std::string gemmOwnCore;
     double sgemmPeakGflops() const;  // the best of both
@@ -47,7 +48,7 @@ Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBy
 // the ones it picks for the CPU (a machine image here sets Haswell, AVX2, on an AVX-512 CPU: 250
 // GFLOP/s where OpenBLAS's own choice reaches 450). So the sgemm peak must also be measured in a
 // fresh process without the variable: `exe bench --sgemm-probe SHAPES --threads N`, which calls
-// runSgemmProbe. Fills gemmsOwnCore and gemmOwnCore of `limits` when the variable is set; leaves
+// runSgemmProbe. Fills gemmsOwnCore and gemmOwnCore of `limits` when the user set the variable; leaves
 // them empty, with a note on stderr, when the probe fails.
 void measureSgemmWithOwnCore(Limits& limits, const char* exe);
 // The probe's side: `shapes` as "m,n,k;m,n,k"; prints the core name, then GFLOP/s per shape, one a line.

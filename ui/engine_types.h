@@ -85,6 +85,7 @@ struct ModelSummary {
     QString dir;
     bool demo = false;
     QString device, deviceReason;
+    QString blas;  // which OpenBLAS kernels the CPU backend runs, and who chose them
     int layers = 0, heads = 0, kvHeads = 0, imageTokens = 0, context = 0;
     int64_t weightBytes = 0;
     int64_t kvBytesPerToken = 0;

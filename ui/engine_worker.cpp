@@ -5,6 +5,7 @@
 #include <new>
 
 #include "engine/common/error.h"
+#include "engine/common/openblas_core.h"
 #include "engine/eval/perplexity.h"
 #include "engine/eval/rouge.h"
 #include "engine/io/model_folder.h"
@@ -77,6 +78,7 @@ void EngineWorker::loadModel(const QString& dir, bool demo, int device) {
         ModelSummary s = summarizeFolder(model_->folder(), demo, model_->kvDtype());
         s.device = q(model_->backend().name());
         s.deviceReason = q(model_->deviceReason());
+        s.blas = q(pkv::openBlasCoreDescription());
         s.weightsNote = q(model_->weightsNote());
         emit modelLoaded(s);
     } catch (const pkv::Cancelled&) {

@@ -46,7 +46,7 @@ QString MetricsPanel::value(const QString& key) const { return labels_.at(key)->
 void MetricsPanel::setModel(const ModelSummary& s) {
     // The reason matters most when the GPU was expected and not used.
     set("device", s.device + (s.device == "cpu" && !s.deviceReason.isEmpty() ? " — " + s.deviceReason : ""),
-        s.deviceReason);
+        s.device == "cpu" && !s.blas.isEmpty() ? s.deviceReason + "\n" + s.blas + "." : s.deviceReason);
     set("weights", formatBytes(double(s.weightBytes)));
     layers_ = s.layers;
 }

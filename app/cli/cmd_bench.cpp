@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "bench/bench_limits.h"
 #include "bench/decoder_cost.h"
 #include "engine/common/error.h"
+#include "engine/common/openblas_core.h"
 #include "engine/kv/policy_factory.h"
 #include "engine/session.h"
 
@@ -374,11 +376,17 @@ int runBench(const QStringList& args) {
         std::printf("            after the decode: triad %.1f GB/s, read-only %.1f GB/s; the decode bound uses the higher "
                     "triad, %.1f GB/s\n",
                     after.triadGBps, after.readGBps, triad);
+        // Who chose the kernels: the user (OPENBLAS_CORETYPE), prefixkv (OpenBLAS did not know the
+        // CPU, engine/common/openblas_core.h), or OpenBLAS itself.
+        const char* chosenBy = pkv::openBlasCorePinnedByUser() ? ", from OPENBLAS_CORETYPE"
+                               : std::getenv("OPENBLAS_CORETYPE") ? ", chosen by prefixkv for this CPU"
+                                                                  : "";
         for (const pkvbench::GemmRate& g : limits.gemms)
             std::printf("sgemm       M=%d N=%d K=%d: %.1f GFLOP/s (OpenBLAS, %s kernels%s)\n", g.m, g.n, g.k, g.gflops,
-                        limits.gemmCore.c_str(), limits.gemmsOwnCore.empty() ? "" : ", from OPENBLAS_CORETYPE");
+                        limits.gemmCore.c_str(), chosenBy);
         for (const pkvbench::GemmRate& g : limits.gemmsOwnCore)
-            std::printf("            M=%d N=%d K=%d: %.1f GFLOP/s (OpenBLAS's own choice for this CPU, %s kernels)\n",
+            std::printf("            M=%d N=%d K=%d: %.1f GFLOP/s (without OPENBLAS_CORETYPE, as prefixkv runs: %s "
+                        "kernels)\n",
                         g.m, g.n, g.k, g.gflops, limits.gemmOwnCore.c_str());
         std::printf("Load        %.0f ms, page-in of the weights %.0f ms (not timed below)\n", loadMs, prefaultMs);
         std::printf("Image       encode %.0f ms\n", st.imageEncodeMs);

@@ -5,6 +5,7 @@
 
 #include "app/cli/cli_common.h"
 #include "engine/common/error.h"
+#include "engine/common/openblas_core.h"
 #include "engine/backend/registry.h"
 #include "engine/io/model_folder.h"
 #include "engine/model/memory_estimate.h"
@@ -63,6 +64,8 @@ int runInfo(const QStringList& args) {
                         {"heads", v.numHeads}, {"image_size", v.imageSize}, {"patch_size", v.patchSize}}},
             {"image_tokens", c.imageTokens()},
             {"device", device},
+            {"openblas_core", pkv::openBlasCore()},
+            {"openblas", pkv::openBlasCoreDescription()},
             {"weight_bytes", int64_t(weights)},
             {"kv_dtype", pkv::dtypeName(kvDtype)},
             {"kv_bytes_per_token", int64_t(kvPerToken)},
@@ -84,6 +87,7 @@ int runInfo(const QStringList& args) {
         std::printf("Weights      %s on disk, mapped from the files by default (--weights memory reads them into RAM)\n",
                     human(weights).c_str());
         std::printf("Device       %s\n", device.c_str());
+        std::printf("BLAS         %s\n", pkv::openBlasCoreDescription().c_str());
         std::printf("KV cache     %s per token (%s), %s at the full context\n", human(kvPerToken).c_str(),
                     pkv::dtypeName(kvDtype), human(kvPerToken * t.maxPositions).c_str());
         std::printf("Estimate     %s for a %lld-token prompt and 512 new tokens\n", human(memory.typicalRunBytes).c_str(),

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "app/cli/cli_common.h"
-#include "engine/common/threading.h"
+#include "engine/common/process_environment.h"
 #ifdef PKV_HAVE_CUDA
 #include "cuda/register.h"
 #endif
@@ -27,7 +27,7 @@ const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
-    pkv::ensureThreadingEnvironment(argv);
+    pkv::ensureProcessEnvironment(argv);
 #ifdef PKV_HAVE_CUDA
     pkv::cuda::registerBackend();  // --device auto then uses a capable GPU, or says why not
 #endif

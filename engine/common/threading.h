@@ -6,12 +6,13 @@
 // spin keeps back-to-back regions (decode) fast and yields the core soon under load.
 //
 // libgomp reads its settings once, when it is loaded, before main() runs; so a program that wants
-// the short spin must have it in its environment from the start. Call this first thing in main():
-// when the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT, it sets GOMP_SPINCOUNT and
-// re-executes the program (same arguments); otherwise it returns and changes nothing.
+// the short spin must have it in its environment from the start (engine/common/process_environment.h
+// re-executes the program when this asks for it).
 namespace pkv {
 
-void ensureThreadingEnvironment(char** argv);
+// When the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT, sets GOMP_SPINCOUNT and
+// returns true; otherwise changes nothing and returns false.
+bool setThreadingEnvironment();
 
 constexpr const char* kDefaultSpinCount = "10000";
 

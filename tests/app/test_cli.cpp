@@ -8,6 +8,7 @@
 #include <QtTest>
 
 #include "common/paths.h"
+#include "engine/common/openblas_core.h"
 
 namespace {
 
@@ -196,6 +197,35 @@ private slots:
         const Run bad = prefixkv({"bench", "--sgemm-probe", "40,x"});
         QCOMPARE(bad.code, 2);
         QVERIFY2(bad.err.contains("--sgemm-probe wants m,n,k;m,n,k"), bad.err.constData());
+    }
+
+    // Debian 12's OpenBLAS falls back to its SSE3 kernels on CPUs newer than it (an AVX-512 Xeon of
+    // family 6 model 207 here: sgemm 27-38 GFLOP/s instead of 150-290). prefixkv started without
+    // OPENBLAS_CORETYPE runs kernels as wide as the CPU's; one the user pinned is kept.
+    void openBlasKernelsAsWideAsTheCpu() {
+        QProcessEnvironment unpinned = QProcessEnvironment::systemEnvironment();
+        unpinned.remove("OPENBLAS_CORETYPE");
+        unpinned.remove(pkv::kOpenBlasCoreSetBy);
+        const Run r = prefixkv({"info", "--json"}, unpinned);
+        QCOMPARE(r.code, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        const std::string core = j["openblas_core"].toString().toStdString();
+        QVERIFY2(pkv::openBlasCoreLevel(core) >= pkv::cpuVectorLevel() ||
+                     pkv::openBlasCoreFor(pkv::cpuVectorLevel()).empty(),
+                 core.c_str());
+        const QString said = j["openblas"].toString();
+        QVERIFY2(said.contains(QString::fromStdString(core)), said.toUtf8().constData());
+        QVERIFY2(said.contains("its own choice") || said.contains("chosen by prefixkv"), said.toUtf8().constData());
+
+        QProcessEnvironment pinned = unpinned;
+        pinned.insert("OPENBLAS_CORETYPE", "Prescott");
+        const Run p = prefixkv({"info", "--json"}, pinned);
+        QCOMPARE(p.code, 0);
+        const QJsonObject pj = QJsonDocument::fromJson(p.out).object();
+        QCOMPARE(pj["openblas_core"].toString().toLower(), QString("prescott"));
+        QVERIFY(pj["openblas"].toString().contains("as OPENBLAS_CORETYPE=Prescott asks"));
+        const Run text = prefixkv({"info"}, pinned);
+        QVERIFY2(text.out.contains("BLAS         OpenBLAS runs its Prescott kernels"), text.out.constData());
     }
 
     void infoJson() {
