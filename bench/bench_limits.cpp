@@ -98,8 +98,16 @@ std::string shapesArgument(const std::vector<GemmRate>& shapes) {
 
 }  // namespace
 
+int64_t triadArrayBytes(int64_t floor) {
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);  // 0 or -1 where glibc cannot tell
+    const int64_t beyond = l3 > 0 ? (int64_t(l3) * 4 / 3 + (1 << 20) - 1) / (1 << 20) * (1 << 20) : 0;
+    return std::max(floor, beyond);
+}
+
 TriadProbe::TriadProbe(int64_t arrayBytes)
-    : a_(size_t(arrayBytes) / sizeof(float), 0.f), b_(a_.size(), 1.f), c_(a_.size(), 2.f) {}
+    : a_(size_t(arrayBytes > 0 ? arrayBytes : triadArrayBytes(64LL << 20)) / sizeof(float), 0.f),
+      b_(a_.size(), 1.f),
+      c_(a_.size(), 2.f) {}
 
 double TriadProbe::gbps(int passes) {
     return triadGBps(a_.data(), b_.data(), c_.data(), int64_t(a_.size()), passes);
@@ -195,6 +203,7 @@ void setThreads(int n) {
 int threads() { return omp_get_max_threads(); }
 
 Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
+    if (arrayBytes <= 0) arrayBytes = triadArrayBytes(256LL << 20);
     Limits out;
     out.threads = threads();
     out.arrayBytes = arrayBytes;
@@ -208,6 +217,7 @@ Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
 }
 
 Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBytes) {
+    if (arrayBytes <= 0) arrayBytes = triadArrayBytes(256LL << 20);
     int fds[2];
     if (pipe(fds) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
     const pid_t pid = fork();

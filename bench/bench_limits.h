@@ -37,12 +37,21 @@ void setThreads(int n);
 int threads();
 
 // Measures triad and read bandwidth and sgemm at each (m, n, k) shape given.
-Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 256LL << 20);
+// arrayBytes 0: triadArrayBytes(256 MiB).
+Limits measureLimits(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 0);
 
 // The same in a child process, so that the ~1 GB of arrays and matrices it allocates do not count
 // in the caller's peak RSS. Call before the caller first uses OpenMP: a forked child cannot use
 // a thread pool its parent had started. Throws std::runtime_error when the child fails.
-Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 256LL << 20);
+Limits measureLimitsInChild(const std::vector<GemmRate>& shapes, int64_t arrayBytes = 0);
+
+// The size of each of a triad's three arrays: at least `floor`, and large enough that the three
+// together are four times the last-level cache, so that no pass finds much of the last one's data
+// still cached (STREAM asks four times the cache of each array; the sum is the compromise that keeps
+// a probe before every decode step short). On an Intel Xeon VM with a 300 MiB L3, arrays of 64 MiB
+// measured a triad of 28.7-30.1 GB/s where 256 MiB and larger ones measured 25.4-26.9, and the
+// read-only sum 32-41 GB/s against weights streamed at 24-26.
+int64_t triadArrayBytes(int64_t floor);
 
 // OpenBLAS reads OPENBLAS_CORETYPE once, when it loads, and then runs that core's kernels instead of
 // the ones it picks for the CPU (a machine image here sets Haswell, AVX2, on an AVX-512 CPU: 250
@@ -56,11 +65,11 @@ int runSgemmProbe(const std::string& shapes);
 
 // A triad that can be run again and again beside the work it is a yardstick for: the bandwidth
 // of a shared machine moves (here between about 30 and 55 GB/s within minutes), so a decode step
-// is best compared with a triad measured just before it. Arrays of 3 x 64 MiB (still twice the
-// L3 of any current desktop CPU), allocated once.
+// is best compared with a triad measured just before it. Arrays of triadArrayBytes(64 MiB) each
+// (64 MiB: twice the L3 of a desktop CPU; more on servers), allocated once.
 class TriadProbe {
 public:
-    explicit TriadProbe(int64_t arrayBytes = 64LL << 20);
+    explicit TriadProbe(int64_t arrayBytes = 0);  // 0: triadArrayBytes(64 MiB)
     double gbps(int passes = 3);  // best of `passes` triads, GB/s counted as Limits::triadGBps
     // Best of `passes` read-only sums over the same three arrays (Limits::readGBps): the kind of
     // traffic decode makes, for telling a kernel's shortfall from the machine's.

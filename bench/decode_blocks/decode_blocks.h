@@ -21,7 +21,7 @@ struct BlockResult {
 // the medians. weightBytesPerToken: the decoder's weight bytes read per token (the bound's bytes).
 template <typename Step>
 void decodeBlocks(const char* who, int blocks, int steps, double weightBytesPerToken, Step step) {
-    TriadProbe probe(256LL << 20);
+    TriadProbe probe(triadArrayBytes(256LL << 20));
     std::vector<BlockResult> out;
     for (int b = 0; b < blocks; ++b) {
         BlockResult r;
