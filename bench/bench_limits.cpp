@@ -126,7 +126,17 @@ double Limits::sgemmPeakGflops() const {
     double best = 0;
     for (const GemmRate& g : gemms) best = std::max(best, g.gflops);
     for (const GemmRate& g : gemmsOwnCore) best = std::max(best, g.gflops);
+    for (const GemmRate& g : gemmsBefore) best = std::max(best, g.gflops);
+    for (const GemmRate& g : gemmsAfter) best = std::max(best, g.gflops);
     return best;
+}
+
+double Limits::sgemmBesideGflops() const {
+    if (gemmsBefore.empty() || gemmsAfter.empty()) return 0;
+    double before = 0, after = 0;
+    for (const GemmRate& g : gemmsBefore) before = std::max(before, g.gflops);
+    for (const GemmRate& g : gemmsAfter) after = std::max(after, g.gflops);
+    return (before + after) / 2;
 }
 
 int runSgemmProbe(const std::string& shapes) {
@@ -145,6 +155,48 @@ int runSgemmProbe(const std::string& shapes) {
     return 0;
 }
 
+namespace {
+
+// Runs `exe bench --sgemm-probe SHAPES --threads N` with `envp` and reads its core name and rates
+// into `core` and `gemms` (whose shapes are the ones asked for). False, with a reason in `why`, when
+// it could not start or failed.
+bool runProbe(const char* exe, char* const* envp, int threads, std::string& core, std::vector<GemmRate>& gemms,
+              std::string& why) {
+    std::string a0 = exe, a1 = "bench", a2 = "--sgemm-probe", a3 = shapesArgument(gemms), a4 = "--threads",
+                a5 = std::to_string(threads);
+    char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), a4.data(), a5.data(), nullptr};
+    int fds[2];
+    if (pipe(fds) != 0) {
+        why = std::strerror(errno);
+        return false;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, exe, &actions, nullptr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    std::string text;
+    char buf[256];
+    for (ssize_t r; spawned == 0 && (r = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(r));
+    close(fds[0]);
+    if (spawned != 0) {
+        why = std::strerror(spawned);
+        return false;
+    }
+    int status = 1;
+    waitpid(pid, &status, 0);
+    std::istringstream out(text);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && bool(std::getline(out, core));
+    for (GemmRate& g : gemms) ok = ok && bool(out >> g.gflops);
+    if (!ok) why = "it failed";
+    return ok;
+}
+
+}  // namespace
+
 void measureSgemmWithOwnCore(Limits& limits, const char* exe) {
     if (!pkv::openBlasCorePinnedByUser() || limits.gemms.empty()) return;
     // The child gets neither variable, and so the kernels prefixkv runs when nobody pins them: its
@@ -157,42 +209,26 @@ void measureSgemmWithOwnCore(Limits& limits, const char* exe) {
     std::vector<char*> envp;
     for (std::string& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
-    std::string a0 = exe, a1 = "bench", a2 = "--sgemm-probe", a3 = shapesArgument(limits.gemms), a4 = "--threads",
-                a5 = std::to_string(limits.threads);
-    char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), a4.data(), a5.data(), nullptr};
-
-    int fds[2];
-    if (pipe(fds) != 0) {
-        std::fprintf(stderr, "[the sgemm probe without OPENBLAS_CORETYPE could not start: %s; the peak is the %s kernels' alone]\n",
-                     std::strerror(errno), limits.gemmCore.c_str());
-        return;
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    pid_t pid = 0;
-    const int spawned = posix_spawn(&pid, exe, &actions, nullptr, argv, envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    std::string text;
-    char buf[256];
-    for (ssize_t r; spawned == 0 && (r = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(r));
-    close(fds[0]);
-    int status = 1;
-    if (spawned == 0) waitpid(pid, &status, 0);
-    std::istringstream out(text);
-    std::string core;
+    std::string core, why;
     std::vector<GemmRate> gemms = limits.gemms;
-    bool ok = spawned == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && bool(std::getline(out, core));
-    for (GemmRate& g : gemms) ok = ok && bool(out >> g.gflops);
-    if (!ok) {
-        std::fprintf(stderr, "[the sgemm probe without OPENBLAS_CORETYPE failed; the peak is the %s kernels' alone]\n",
-                     limits.gemmCore.c_str());
+    if (!runProbe(exe, envp.data(), limits.threads, core, gemms, why)) {
+        std::fprintf(stderr, "[the sgemm probe without OPENBLAS_CORETYPE: %s; the peak is the %s kernels' alone]\n",
+                     why.c_str(), limits.gemmCore.c_str());
         return;
     }
     limits.gemmOwnCore = core;
     limits.gemmsOwnCore = gemms;
+}
+
+std::vector<GemmRate> measureSgemmAgain(const Limits& limits, const char* exe, const char* when) {
+    if (limits.gemms.empty()) return {};
+    std::string core, why;
+    std::vector<GemmRate> gemms = limits.gemms;
+    if (!runProbe(exe, environ, limits.threads, core, gemms, why)) {
+        std::fprintf(stderr, "[the sgemm probe %s: %s; the peak leaves it out]\n", when, why.c_str());
+        return {};
+    }
+    return gemms;
 }
 
 void setThreads(int n) {

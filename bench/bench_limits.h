@@ -29,7 +29,13 @@ struct Limits {
     // does not know the CPU: engine/common/openblas_core.h). Empty when nothing is pinned or that failed.
     std::vector<GemmRate> gemmsOwnCore;
     std::string gemmOwnCore;
-    double sgemmPeakGflops() const;  // the best of both
+    // The same shapes measured again just before and just after the work they are a yardstick for
+    // (a machine's speed moves: sgemm 208 and 290 GFLOP/s a minute apart on one Xeon VM); empty
+    // when not asked for or when the probe failed.
+    std::vector<GemmRate> gemmsBefore, gemmsAfter;
+    double sgemmPeakGflops() const;  // the best of all of them
+    // The mean of the best rate just before and the best just after; 0 without both.
+    double sgemmBesideGflops() const;
 };
 
 // Sets the threads of both pools the engine uses: OpenMP (its own kernels) and OpenBLAS (sgemm).
@@ -60,6 +66,10 @@ int64_t triadArrayBytes(int64_t floor);
 // runSgemmProbe. Fills gemmsOwnCore and gemmOwnCore of `limits` when the user set the variable; leaves
 // them empty, with a note on stderr, when the probe fails.
 void measureSgemmWithOwnCore(Limits& limits, const char* exe);
+// The sgemm shapes again in a fresh process with this one's environment (libgomp's threads do not
+// survive a fork, so not a child): returns the shapes of limits.gemms with their rates now, or
+// nothing, with a note on stderr, when the probe failed. `when` names the moment in that note.
+std::vector<GemmRate> measureSgemmAgain(const Limits& limits, const char* exe, const char* when);
 // The probe's side: `shapes` as "m,n,k;m,n,k"; prints the core name, then GFLOP/s per shape, one a line.
 int runSgemmProbe(const std::string& shapes);
 

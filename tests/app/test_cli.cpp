@@ -175,14 +175,28 @@ private slots:
         QCOMPARE(pinnedRates.size(), 2);
         QCOMPARE(ownRates.size(), 2);
         QVERIFY(!limits["sgemm_own_openblas_core"].toString().isEmpty());
-        double best = 0;
-        for (const QJsonArray& rates : {pinnedRates, ownRates})
+        // The same shapes again just before and just after the prefill, in processes like this one
+        // (pinned): the peak is the best of all four sets; the prefill is also given against the
+        // mean of the best rate before and the best after.
+        const QJsonArray before = limits["sgemm_before_prefill"].toArray(), after = limits["sgemm_after_prefill"].toArray();
+        QCOMPARE(before.size(), 2);
+        QCOMPARE(after.size(), 2);
+        double best = 0, bestBefore = 0, bestAfter = 0;
+        for (const QJsonArray& rates : {pinnedRates, ownRates, before, after})
             for (const auto& g : rates) {
                 QCOMPARE(g.toObject()["m"].toInt(), 40);
                 QVERIFY(g.toObject()["gflops"].toDouble() > 0);
                 best = std::max(best, g.toObject()["gflops"].toDouble());
             }
+        for (const auto& g : before) bestBefore = std::max(bestBefore, g.toObject()["gflops"].toDouble());
+        for (const auto& g : after) bestAfter = std::max(bestAfter, g.toObject()["gflops"].toDouble());
         QCOMPARE(limits["sgemm_peak_gflops"].toDouble(), best);
+        const QJsonObject all = QJsonDocument::fromJson(r.out).object();
+        const double prefill = all["prefill_gflops"].toDouble();
+        QVERIFY(prefill > 0);
+        QVERIFY(qAbs(all["prefill_ratio_to_sgemm_peak"].toDouble() - prefill / best) <= 1e-12 * prefill / best);
+        const double beside = prefill / ((bestBefore + bestAfter) / 2);
+        QVERIFY(qAbs(all["prefill_ratio_to_sgemm_beside"].toDouble() - beside) <= 1e-12 * beside);
 
         QProcessEnvironment own = QProcessEnvironment::systemEnvironment();
         own.remove("OPENBLAS_CORETYPE");
