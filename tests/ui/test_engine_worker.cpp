@@ -6,6 +6,7 @@
 #include <QtTest>
 
 #include "engine/common/error.h"
+#include "engine/common/openblas_core.h"
 #include "ui/engine_worker.h"
 #include "ui_test_support.h"
 
@@ -44,7 +45,11 @@ private slots:
         QSignalSpy loaded(worker_, &EngineWorker::modelLoaded);
         load(uitest::tinyModelDir());
         QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
-        QCOMPARE(loaded.first().first().value<ModelSummary>().layers, 3);
+        const ModelSummary summary = loaded.first().first().value<ModelSummary>();
+        QCOMPARE(summary.layers, 3);
+        // The device line's tooltip says which OpenBLAS kernels the CPU backend runs.
+        QVERIFY2(summary.blas.startsWith("OpenBLAS runs its " + QString::fromStdString(pkv::openBlasCore())),
+                 summary.blas.toUtf8().constData());
         model_ = pkv::LlavaModel::load(pkvtest::str(uitest::tinyModelDir()), {pkv::DeviceChoice::Cpu});
         image_ = std::make_shared<const pkv::RgbImage>(pkv::decodeImageFile(pkvtest::str(uitest::fixtureImagePath())));
     }
