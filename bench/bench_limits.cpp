@@ -122,21 +122,23 @@ double median(std::vector<double> v) {
     return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-double Limits::sgemmPeakGflops() const {
+namespace {
+
+double bestRate(const std::vector<GemmRate>& gemms) {
     double best = 0;
     for (const GemmRate& g : gemms) best = std::max(best, g.gflops);
-    for (const GemmRate& g : gemmsOwnCore) best = std::max(best, g.gflops);
-    for (const GemmRate& g : gemmsBefore) best = std::max(best, g.gflops);
-    for (const GemmRate& g : gemmsAfter) best = std::max(best, g.gflops);
     return best;
+}
+
+}  // namespace
+
+double Limits::sgemmPeakGflops() const {
+    return std::max({bestRate(gemms), bestRate(gemmsOwnCore), bestRate(gemmsBefore), bestRate(gemmsAfter)});
 }
 
 double Limits::sgemmBesideGflops() const {
     if (gemmsBefore.empty() || gemmsAfter.empty()) return 0;
-    double before = 0, after = 0;
-    for (const GemmRate& g : gemmsBefore) before = std::max(before, g.gflops);
-    for (const GemmRate& g : gemmsAfter) after = std::max(after, g.gflops);
-    return (before + after) / 2;
+    return (bestRate(gemmsBefore) + bestRate(gemmsAfter)) / 2;
 }
 
 int runSgemmProbe(const std::string& shapes) {

@@ -109,8 +109,8 @@ std::string openBlasCoreDescription() {
         return "OpenBLAS runs its " + core + " kernels, as OPENBLAS_CORETYPE=" + pinned + " asks";
     const auto [asked, picked] = ourCoreChoice();
     if (!sameName(core, asked))
-        return "OpenBLAS runs its " + core + " kernels: it does not know this CPU, and asked for " + asked +
-               " it kept them (a build without DYNAMIC_ARCH?)";
+        return "OpenBLAS runs its " + core + " kernels: it does not know this CPU and kept them when asked for " +
+               asked + " (a build without DYNAMIC_ARCH?)";
     return "OpenBLAS runs its " + core + " kernels, chosen by prefixkv: this OpenBLAS does not know the CPU and "
            "would have run its " + picked + " kernels, which use narrower vectors than the CPU has";
 }
